@@ -1,0 +1,74 @@
+"""KPI report kit: CRM data -> validated tables -> KPI scores -> monthly reports.
+
+The names below are what notebooks and analysts use; everything else is internal.
+"""
+
+from kpilib import display, plots
+from kpilib.display import styled
+from kpilib.errors import DataContractError, KpiError, ParamsError, ReportError
+from kpilib.io import read_source, validate_tables
+from kpilib.metrics import METRICS, MetricSettings, indicators, revenue_by
+from kpilib.monthly import (
+    PROFIT_UNITS,
+    TREND_METRICS,
+    MonthlyReport,
+    business_mix,
+    department_kpis,
+    findings,
+    manager_kpis,
+    monthly_json,
+    plan_table,
+    plan_vs_actual,
+    prepare_monthly,
+    profit_table,
+    provenance,
+    report_header,
+    revenue_structure,
+    save_results,
+    score_summary,
+    trends,
+)
+from kpilib.params import Scheme, load_scheme
+from kpilib.periods import latest_complete_month, parse_month
+from kpilib.scoring import Scorecard, score_period, scorecard_json
+
+__all__ = [
+    "METRICS",
+    "PROFIT_UNITS",
+    "TREND_METRICS",
+    "DataContractError",
+    "KpiError",
+    "MetricSettings",
+    "MonthlyReport",
+    "ParamsError",
+    "ReportError",
+    "Scheme",
+    "Scorecard",
+    "business_mix",
+    "department_kpis",
+    "display",
+    "findings",
+    "indicators",
+    "latest_complete_month",
+    "load_scheme",
+    "manager_kpis",
+    "monthly_json",
+    "parse_month",
+    "plan_table",
+    "plan_vs_actual",
+    "plots",
+    "prepare_monthly",
+    "profit_table",
+    "provenance",
+    "read_source",
+    "report_header",
+    "revenue_by",
+    "revenue_structure",
+    "save_results",
+    "score_period",
+    "score_summary",
+    "scorecard_json",
+    "styled",
+    "trends",
+    "validate_tables",
+]

@@ -1,0 +1,166 @@
+"""The ``kpi`` command line: demo data, validation, scoring and report batches.
+
+Errors in input or parameters end the command with a one-paragraph message and exit code 2; a
+batch in which some reports failed finishes the others and exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from kpilib import paths
+from kpilib.demo import DemoConfig, generate
+from kpilib.errors import KpiError, ParamsError
+from kpilib.io import read_source, write_tables
+from kpilib.metrics import sales_departments
+from kpilib.params import effective_scheme, load_run_params, parse_overrides
+from kpilib.periods import latest_complete_month, resolve_period
+from kpilib.runner import Outcome, finish_batch, monthly_jobs, run_jobs
+from kpilib.scoring import score_period, scorecard_json
+
+log = logging.getLogger("kpi")
+SCORE_COLUMNS = ["manager_id", "name", "department_id", "tier", "score", "coverage", "kpis_met",
+                 "kpis_with_data"]
+SCORE_METRICS = ["revenue", "cost_price", "extra_costs", "net_profit", "deals_won"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kpi", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="generate the demo CRM data")
+    demo.add_argument("--out", type=Path, default=paths.DEMO_DATA, help="folder to write")
+    demo.add_argument("--seed", type=int, default=DemoConfig.seed)
+    demo.add_argument("--months", type=int, default=DemoConfig.months)
+    demo.add_argument("--format", choices=["csv", "parquet"], default="csv")
+
+    validate = commands.add_parser("validate", help="check a data source against the contract")
+    validate.add_argument("data", type=Path)
+
+    score = commands.add_parser("score", help="score managers for a month")
+    score.add_argument("data", type=Path)
+    _common(score)
+    score.add_argument("--department", help="one department id (default: all)")
+    score.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    run = commands.add_parser("run", help="run a batch of reports")
+    run.add_argument("kind", choices=["monthly"])
+    run.add_argument("--data", type=Path, default=paths.DEMO_DATA)
+    _common(run)
+    run.add_argument("--department", action="append", help="department id (repeatable)")
+    run.add_argument("--out", type=Path, default=paths.REPORTS)
+    run.add_argument("--jobs", type=int, default=1, help="reports run at once (default 1)")
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--period", help="YYYY-MM (default: latest complete month in the data)")
+    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="parameters folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter (repeatable)")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    config = DemoConfig(seed=args.seed, months=args.months)
+    written = write_tables(generate(config), args.out, args.format)
+    log.info("Demo data (seed %s, %s months) written to %s: %s", args.seed, args.months,
+             args.out, ", ".join(p.name for p in written))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    crm = read_source(args.data)
+    lines = [f"Data source {args.data} is valid (fingerprint {crm.fingerprint})."]
+    for table in ("departments", "managers", "clients", "products", "deals", "deliveries",
+                  "requests", "leads", "plans"):
+        frame = getattr(crm, table)
+        lines.append(f"  {table:<12} {'absent: no data' if frame is None else f'{len(frame):,} rows'}")
+    lines += [f"  note: {note}" for note in crm.notes]
+    lines.append(f"Latest complete month: {latest_complete_month(crm):%Y-%m}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    crm = read_source(args.data)
+    run = load_run_params(args.params, args.department, parse_overrides(args.set))
+    scheme = effective_scheme(args.params, run)
+    if args.department and args.department not in set(sales_departments(crm)["department_id"]):
+        raise ParamsError(f"Department {args.department!r} is not a sales department of "
+                          f"{args.data}.")
+    card = score_period(crm, scheme, resolve_period(args.period, crm), args.department)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(scorecard_json(card), indent=2, ensure_ascii=False) + "\n")
+        return 0
+    table = card.managers[SCORE_COLUMNS].merge(
+        card.manager_metrics[SCORE_METRICS], left_on="manager_id", right_index=True)
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", 20,
+                               "display.float_format", "{:,.2f}".format):
+            sys.stdout.write(f"Period {card.period:%Y-%m}, scheme {scheme.name!r}\n")
+            sys.stdout.write(table.to_string(index=False) + "\n")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    crm = read_source(args.data)
+    period = resolve_period(args.period, crm)
+    known = list(sales_departments(crm)["department_id"])
+    chosen = args.department or known
+    unknown = [d for d in chosen if d not in known]
+    if unknown:
+        raise ParamsError(f"Unknown department(s) {', '.join(unknown)}; sales departments in "
+                          f"{args.data}: {', '.join(known)}.")
+    overrides = parse_overrides(args.set)
+    jobs, outcomes = monthly_jobs(chosen, period, args.data, args.params, args.out, overrides)
+    log.info("Monthly reports for %s: %d department(s)", f"{period:%Y-%m}", len(chosen))
+    with tqdm(total=len(jobs), unit="report", disable=None, file=sys.stderr) as bar:
+        def done(outcome: Outcome) -> None:
+            bar.set_postfix_str(f"{outcome.department_id} {'ok' if outcome.ok else 'FAILED'}")
+            bar.update()
+        outcomes += run_jobs(jobs, max(1, args.jobs), on_done=done)
+    index = finish_batch(args.out, outcomes, f"{period:%Y-%m}")
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in sorted(outcomes, key=lambda o: o.department_id):
+        if outcome.ok:
+            log.info("ok      %s (%.1f s): %s", outcome.department_id, outcome.seconds,
+                     outcome.html)
+        else:
+            log.error("FAILED  %s at %s: %s", outcome.department_id, outcome.step, outcome.error)
+    log.info("Index: %s", index)
+    if failed:
+        log.error("%d of %d report(s) failed: %s", len(failed), len(outcomes),
+                  ", ".join(o.department_id for o in failed))
+        return 1
+    return 0
+
+
+COMMANDS = {"demo": _demo, "validate": _validate, "score": _score, "run": _run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kpi`` and ``python -m kpilib``."""
+    logging.basicConfig(level=os.environ.get("KPI_LOG_LEVEL", "INFO"), format="%(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # per-cell chatter, not news
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KpiError as error:
+        log.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Formatting for people: numbers by unit, "no data" for missing, every CRM string escaped.
+
+Tables reach the report as pandas Stylers whose every cell, header and index label is HTML-escaped
+(pandas does not escape by default), so a client called ``<script>`` shows as text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from html import escape
+
+import pandas as pd
+from IPython.display import HTML
+from pandas.io.formats.style import Styler
+
+from kpilib.metrics import METRICS
+
+NO_DATA = "no data"
+MONTH_FORMAT = "%B %Y"
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: object, unit: str, currency: str = "RUB") -> str:
+    """A value in its unit for people: ``1,234,567 RUB``, ``95.2%``, ``3.4 days``, ``no data``."""
+    if _missing(value):
+        return NO_DATA
+    number = float(value)  # type: ignore[arg-type]
+    if unit == "money":
+        return f"{number:,.0f} {currency}"
+    if unit == "share":
+        return f"{number:.1%}"
+    if unit == "days":
+        return f"{number:.1f} days"
+    if unit == "hours":
+        return f"{number:,.1f} h"
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
+
+
+def fmt_compact(value: object, currency: str = "RUB") -> str:
+    """Money in short form for sentences: ``12.3M RUB``, ``450K RUB``."""
+    if _missing(value):
+        return NO_DATA
+    number = float(value)  # type: ignore[arg-type]
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(number) >= size:
+            return f"{number / size:,.1f}{suffix} {currency}"
+    return f"{number:,.0f} {currency}"
+
+
+def fmt_metric(metric: str, value: object, currency: str = "RUB") -> str:
+    """A registered indicator's value in its unit."""
+    return fmt(value, METRICS[metric].unit, currency)
+
+
+def fmt_met(met: object) -> str:
+    """A KPI's met flag as a mark: ``met``, ``missed`` or ``no data``."""
+    if _missing(met):
+        return NO_DATA
+    return "met" if met else "missed"
+
+
+def month_name(period: pd.Period) -> str:
+    """``October 2026``."""
+    return f"{period:{MONTH_FORMAT}}"
+
+
+def styled(frame: pd.DataFrame, units: Mapping[str, str] | None = None,
+           currency: str = "RUB", caption: str | None = None) -> Styler:
+    """A table ready for the report: values formatted by unit, everything HTML-escaped.
+
+    Args:
+        frame: The table; its columns are display names.
+        units: Unit of each numeric column (``money``, ``share``, ``count``, ``days``, ``hours``).
+        currency: Currency of money columns.
+        caption: Optional caption, escaped too.
+    """
+    units = dict(units or {})
+    text = frame.copy()
+    for column in text.columns:
+        if column in units:
+            text[column] = [fmt(v, units[column], currency) for v in frame[column]]
+        else:
+            text[column] = [NO_DATA if _missing(v) else str(v) for v in frame[column]]
+    styler = (
+        text.style.format(escape="html")
+        .format_index(escape="html", axis=0)
+        .format_index(escape="html", axis=1)
+        .hide(axis="index")
+        .set_table_attributes('class="kpi-table"')
+    )
+    numeric = [c for c in text.columns if c in units]
+    if numeric:
+        styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
+    if caption:
+        styler = styler.set_caption(escape(caption))
+    return styler
+
+
+
+def header(title: str, facts: Mapping[str, str]) -> HTML:
+    """The report's opening block: an escaped title and the parameters it ran with."""
+    items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts.items())
+    return HTML(f'<div class="kpi-header"><p class="kpi-title">{escape(title)}</p>'
+                f'<table class="kpi-params">{items}</table></div>')
+
+
+def bullets(sentences: list[str]) -> HTML:
+    """Sentences as an escaped bullet list."""
+    items = "".join(f"<li>{escape(sentence)}</li>" for sentence in sentences)
+    return HTML(f'<ul class="kpi-findings">{items}</ul>')
+
+
+def note(text: str) -> HTML:
+    """A short escaped remark in place of a table that has nothing to show."""
+    return HTML(f'<p class="kpi-note">{escape(text)}</p>')

@@ -1,0 +1,312 @@
+"""The only module that reads and writes files: data sources, YAML and result files.
+
+A data source is a folder holding the contract's tables as ``<table>.csv``, ``<table>.parquet`` or
+``<table>.xlsx``. Every table is validated against `kpilib.schemas` at once, and every problem is
+collected into one `DataContractError` naming table, column, rule, count and the first offending
+rows. Nothing is dropped or altered silently: the only filled values are the contract's own
+defaults (a manager's tier, a deal's sale type), and a note says how many were filled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+
+from kpilib.errors import DataContractError, ParamsError
+from kpilib.schemas import (
+    CRM,
+    DEFAULT_TIER,
+    FOREIGN_KEYS,
+    MODELS,
+    REQUIRED_TABLES,
+)
+
+READERS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "excel", ".xls": "excel"}
+_SHOWN_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule of the data contract."""
+
+    table: str
+    column: str
+    rule: str
+    rows: tuple[int, ...]
+    values: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for people: where, which rule, how many, the first rows and their values."""
+        shown = ", ".join(
+            f"row {row} ({value})" if value else f"row {row}"
+            for row, value in zip(self.rows[:_SHOWN_ROWS], self.values[:_SHOWN_ROWS], strict=False)
+        )
+        more = f", and {len(self.rows) - _SHOWN_ROWS} more" if len(self.rows) > _SHOWN_ROWS else ""
+        count = len(self.rows) or 1
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        return f"- {where}: {self.rule}: {count} row(s){': ' + shown if shown else ''}{more}"
+
+
+def find_tables(folder: Path) -> dict[str, Path]:
+    """Map each contract table present in `folder` to its file.
+
+    Raises:
+        DataContractError: The folder is missing, a required table is absent, or one table is
+            present in two formats.
+    """
+    if not folder.is_dir():
+        raise DataContractError(f"Data source {folder} is not a folder.")
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in READERS and path.stem in MODELS:
+            found.setdefault(path.stem, []).append(path)
+    doubles = [f"{table}: {', '.join(p.name for p in paths)}" for table, paths in found.items()
+               if len(paths) > 1]
+    if doubles:
+        raise DataContractError(
+            f"Data source {folder} holds a table in more than one file; keep one of each:\n"
+            + "\n".join(doubles)
+        )
+    missing = [table for table in REQUIRED_TABLES if table not in found]
+    if missing:
+        raise DataContractError(
+            f"Data source {folder} lacks the required table(s) {', '.join(missing)} "
+            f"(looked for {', '.join(f'{t}.csv/.parquet/.xlsx' for t in missing)})."
+        )
+    return {table: paths[0] for table, paths in found.items()}
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """Read one table file as it is; CSV and Excel cells are read as text, empty cells as missing.
+
+    Reading text keeps identifiers such as ``007`` intact and leaves every type decision to the
+    contract's validation, which reports what it cannot convert.
+    """
+    kind = READERS[path.suffix.lower()]
+    try:
+        if kind == "csv":
+            return pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+            )
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_excel(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataContractError(f"Cannot read {path}: {exc}") from exc
+
+
+def _problems_from_pandera(table: str, errors: pa.errors.SchemaErrors) -> list[Problem]:
+    cases = errors.failure_cases.copy()
+    cases["column"] = cases["column"].fillna("").astype(str)
+    cases["check"] = cases["check"].astype(str)
+    # A value that failed coercion also fails the dtype check and any comparison check of that
+    # column; the coercion failure is the one worth telling.
+    coerced = set(cases.loc[cases["check"].str.startswith("coerce_dtype"), "column"])
+    redundant = cases["column"].isin(coerced) & ~cases["check"].str.startswith("coerce_dtype")
+    cases = cases.loc[~redundant]
+    problems = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=False):
+        rows = tuple(int(i) + 1 for i in group["index"].dropna())
+        values = tuple("" if pd.isna(v) else repr(str(v))[:60] for v in group["failure_case"])
+        if not rows:
+            values = ()
+        problems.append(Problem(table, str(column), _rule_text(str(check)), rows, values))
+    return problems
+
+
+def _rule_text(check: str) -> str:
+    readable = {
+        "column_in_dataframe": "required column is missing",
+        "field_uniqueness": "values must be unique",
+        "not_nullable": "value is required",
+    }
+    if check in readable:
+        return readable[check]
+    if check.startswith("coerce_dtype"):
+        return f"cannot be read as {check[len('coerce_dtype(') : -1]}"
+    return check
+
+
+def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """Validate one table against its contract model, collecting every problem."""
+    try:
+        return MODELS[table].validate(raw.reset_index(drop=True), lazy=True), []
+    except pa.errors.SchemaErrors as errors:
+        return None, _problems_from_pandera(table, errors)
+
+
+def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+    problems = []
+    for (table, column), (ref_table, ref_column) in FOREIGN_KEYS.items():
+        if table not in tables or ref_table not in tables or column not in tables[table]:
+            continue
+        values = tables[table][column]
+        bad = values.notna() & ~values.isin(tables[ref_table][ref_column])
+        if bad.any():
+            rows = tuple(int(i) + 1 for i in values.index[bad])
+            shown = tuple(repr(str(v))[:60] for v in values[bad])
+            rule = f"must refer to an existing {ref_table}.{ref_column}"
+            problems.append(Problem(table, column, rule, rows, shown))
+    return problems
+
+
+def _with_contract_defaults(tables: dict[str, pd.DataFrame]) -> tuple[dict, tuple[str, ...]]:
+    notes = []
+    managers = tables["managers"]
+    if "tier" not in managers:
+        managers = managers.assign(tier=DEFAULT_TIER)
+    elif managers["tier"].isna().any():
+        notes.append(f"{int(managers['tier'].isna().sum())} manager(s) without a tier: "
+                     f"'{DEFAULT_TIER}' assumed.")
+        managers = managers.assign(tier=managers["tier"].fillna(DEFAULT_TIER))
+    deals = tables["deals"]
+    missing_types = deals["sale_type"].isna().sum() if "sale_type" in deals else len(deals)
+    if missing_types and "client_id" in deals:
+        deals = deals.assign(sale_type=derive_sale_types(deals))
+        notes.append(f"{int(missing_types)} deal(s) without a sale type: derived "
+                     "(a client's first won deal is 'new', later ones 'repeat').")
+    return {**tables, "managers": managers, "deals": deals}, tuple(notes)
+
+
+def derive_sale_types(deals: pd.DataFrame) -> pd.Series:
+    """The contract's sale type where the source has none.
+
+    A client's first won deal (by close date) is ``new``; its later deals are ``repeat``; deals of a
+    client that has not been won yet are ``new``. Values present in the source are kept.
+    """
+    won = deals.loc[deals["stage"].eq("won") & deals["client_id"].notna()]
+    first_won = won.sort_values(["closed_on", "deal_id"]).groupby("client_id")["closed_on"].first()
+    first = deals["client_id"].map(first_won)
+    is_later = deals["closed_on"].gt(first) | (deals["stage"].ne("won") & first.notna()
+                                               & deals["created_on"].gt(first))
+    derived = pd.Series("new", index=deals.index, dtype="str").where(~is_later, "repeat")
+    if "sale_type" not in deals:
+        return derived
+    return deals["sale_type"].fillna(derived)
+
+
+def fingerprint(paths: Mapping[str, Path]) -> str:
+    """A short digest of the files' names and bytes: two reports with one fingerprint saw one data."""
+    digest = hashlib.sha256()
+    for table in sorted(paths):
+        digest.update(table.encode())
+        digest.update(paths[table].read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def read_source(folder: Path | str) -> CRM:
+    """Read and validate a data source folder.
+
+    Args:
+        folder: Folder holding the contract's tables (CSV, Parquet or Excel files).
+
+    Returns:
+        The validated tables.
+
+    Raises:
+        DataContractError: Listing every problem of every table at once.
+    """
+    folder = Path(folder)
+    paths = find_tables(folder)
+    raw = {table: read_raw(path) for table, path in paths.items()}
+    return validate_tables(raw, source=str(folder), digest=fingerprint(paths))
+
+
+def validate_tables(tables: Mapping[str, pd.DataFrame], source: str = "(in memory)",
+                    digest: str = "") -> CRM:
+    """Validate raw tables against the data contract, collecting every problem.
+
+    Args:
+        tables: Raw tables keyed by contract table name; ``managers`` and ``deals`` required.
+        source: Where they came from, for messages and provenance.
+        digest: The source's fingerprint.
+
+    Raises:
+        DataContractError: Listing every problem of every table at once.
+    """
+    missing = [table for table in REQUIRED_TABLES if table not in tables]
+    if missing:
+        raise DataContractError(f"Data source {source} lacks the required table(s) "
+                                f"{', '.join(missing)}.")
+    validated: dict[str, pd.DataFrame] = {}
+    problems: list[Problem] = []
+    for table, raw in tables.items():
+        frame, found = validate_table(table, raw)
+        problems += found
+        if frame is not None:
+            validated[table] = frame
+    problems += _foreign_key_problems(validated)
+    if problems:
+        raise DataContractError(
+            f"Data source {source} breaks the data contract ({len(problems)} problem(s); rows are "
+            "numbered from 1 after the header):\n" + "\n".join(p.describe() for p in problems)
+        )
+    validated, notes = _with_contract_defaults(validated)
+    return CRM(**validated, fingerprint=digest, source=source, notes=notes)
+
+
+def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, fmt: str = "csv") -> list[Path]:
+    """Write tables as a data source folder (``csv`` or ``parquet``), one file per table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table, frame in tables.items():
+        path = folder / f"{table}.{fmt}"
+        for stale in folder.glob(f"{table}.*"):
+            if stale.suffix.lower() in READERS and stale != path:
+                stale.unlink()
+        if fmt == "parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
+        written.append(path)
+    return written
+
+
+class _StrictBoolLoader(yaml.SafeLoader):
+    """YAML 1.2 style booleans: only true/false; ``NO``, ``on``, ``yes`` stay strings."""
+
+
+_StrictBoolLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictBoolLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with a safe loader (no code, only true/false as booleans)."""
+    try:
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictBoolLoader)
+    except OSError as exc:
+        raise ParamsError(f"Cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ParamsError(f"{path} must hold a mapping of keys to values.")
+    return loaded
+
+
+def write_json(data: Any, path: Path) -> Path:
+    """Write `data` as stable, indented JSON (NaN written as null)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by `write_json`."""
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,441 @@
+"""Standard indicators per manager or department for a month, and the metric registry.
+
+Every indicator is a pure function of the validated CRM. An indicator whose table or column is
+absent from the source is "no data" (NaN), never zero; a ratio with nothing to divide is NaN too.
+A sum over deals is zero when the entity simply had no deals in the period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from kpilib.periods import bounds, in_period
+from kpilib.schemas import CRM
+
+Level = Literal["manager", "department"]
+KEYS: dict[str, str] = {"manager": "manager_id", "department": "department_id"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An indicator of the registry: what it measures and which way is better."""
+
+    id: str
+    label: str
+    unit: Literal["money", "count", "share", "days", "hours"]
+    polarity: Literal["higher", "lower"]
+    description: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """Settings the indicators depend on (from the KPI scheme and its KPIs' parameters).
+
+    Attributes:
+        technical_hour_cost: Cost of one technical hour, in the reporting currency.
+        min_contract: The smallest first contract that makes a client count as new.
+        baseline: The months whose mean revenue is the baseline of `revenue_growth`.
+    """
+
+    technical_hour_cost: float = 1500.0
+    min_contract: float = 0.0
+    baseline: tuple[pd.Period, ...] = field(default_factory=tuple)
+
+
+_REGISTRY = [
+    Metric("revenue", "Revenue", "money", "higher", "Amount of won deals closed in the period."),
+    Metric("cost_price", "Cost price", "money", "lower", "Cost price of won deals closed."),
+    Metric("extra_hours", "Extra hours", "hours", "lower",
+           "Technical staff hours on won deals closed in the period."),
+    Metric("extra_costs", "Extra costs", "money", "lower",
+           "Technical staff hours on won deals closed, times the hourly cost."),
+    Metric("net_profit", "Net profit", "money", "higher",
+           "Revenue minus cost price minus extra costs, over won deals closed in the period."),
+    Metric("deals_won", "Deals won", "count", "higher", "Won deals closed in the period."),
+    Metric("win_rate", "Win rate", "share", "higher", "Won / (won + lost) deals closed."),
+    Metric("avg_deal", "Average deal", "money", "higher", "Revenue per won deal."),
+    Metric("revenue_growth", "Revenue growth", "share", "higher",
+           "Revenue over the baseline's mean monthly revenue, minus 1."),
+    Metric("new_clients", "New clients", "count", "higher",
+           "Clients whose first won deal closed in the period with a contract of at least the "
+           "minimum.", params=("min_contract",)),
+    Metric("on_time_delivery", "On-time delivery", "share", "higher",
+           "Share of deliveries due in the period delivered on or before the promised date."),
+    Metric("fulfilment_days", "Fulfilment days", "days", "lower",
+           "Mean days from the deal's close to delivery, for deliveries made in the period."),
+    Metric("response_hours", "Response hours", "hours", "lower",
+           "Mean hours from receipt to first response, for requests received in the period "
+           "and answered."),
+    Metric("unanswered_requests", "Unanswered requests", "count", "lower",
+           "Requests received in the period without a first response."),
+    Metric("leads", "Leads", "count", "higher", "Leads created in the period."),
+    Metric("lead_conversion", "Lead conversion", "share", "higher",
+           "Share of the period's leads that became a won deal closed by the period's end."),
+    Metric("cost_per_lead", "Cost per lead", "money", "lower", "Lead cost / leads created."),
+    Metric("new_business_revenue", "New-business revenue", "money", "higher",
+           "Revenue of won deals of sale type 'new'."),
+    Metric("existing_client_revenue", "Existing-client revenue", "money", "higher",
+           "Revenue of won deals with existing clients (every sale type but 'new')."),
+    Metric("cross_sell_share", "Cross-sell share", "share", "higher",
+           "Share of existing-client revenue from cross-selling."),
+    Metric("upsell_share", "Upsell share", "share", "higher",
+           "Share of existing-client revenue from upselling."),
+    Metric("subscription_share", "Subscription share", "share", "higher",
+           "Share of existing-client revenue from subscriptions."),
+]
+METRICS: dict[str, Metric] = {metric.id: metric for metric in _REGISTRY}
+
+
+def deals_with_department(crm: CRM) -> pd.DataFrame:
+    """Deals with their manager's department (and tier) attached."""
+    owners = crm.managers.set_index("manager_id")
+    return crm.deals.assign(
+        department_id=crm.deals["manager_id"].map(owners["department_id"]),
+        tier=crm.deals["manager_id"].map(owners["tier"]),
+    )
+
+
+def active_managers(crm: CRM, period: pd.Period) -> pd.DataFrame:
+    """Managers employed at some point of the period, or with deals closed in it."""
+    start, end = bounds(period)
+    managers = crm.managers
+    hired = managers["hired_on"] if "hired_on" in managers else pd.Series(pd.NaT, managers.index)
+    left = managers["left_on"] if "left_on" in managers else pd.Series(pd.NaT, managers.index)
+    employed = (hired.isna() | (hired < end)) & (left.isna() | (left >= start))
+    closed = crm.deals.loc[_closed_in(crm.deals, period), "manager_id"]
+    return managers.loc[employed | managers["manager_id"].isin(closed)].reset_index(drop=True)
+
+
+def sales_departments(crm: CRM) -> pd.DataFrame:
+    """The departments whose managers sell: ``kind == 'sales'``, or every manager's department."""
+    staffed = crm.managers["department_id"].drop_duplicates()
+    if crm.departments is None:
+        return pd.DataFrame({"department_id": staffed.sort_values().to_numpy(),
+                             "name": staffed.sort_values().to_numpy()})
+    departments = crm.departments
+    if "kind" in departments:
+        departments = departments.loc[departments["kind"].eq("sales") | departments["kind"].isna()]
+    departments = departments.loc[departments["department_id"].isin(staffed)]
+    return departments.sort_values("department_id").reset_index(drop=True)
+
+
+def _closed_in(deals: pd.DataFrame, period: pd.Period) -> pd.Series:
+    if "closed_on" not in deals:
+        return pd.Series(False, index=deals.index)
+    return in_period(deals["closed_on"], period) & deals["stage"].isin(["won", "lost"])
+
+
+@dataclass(frozen=True)
+class _Context:
+    crm: CRM
+    deals: pd.DataFrame
+    period: pd.Period
+    key: str
+    index: pd.Index
+    settings: MetricSettings
+
+    @property
+    def won(self) -> pd.DataFrame:
+        return self.deals.loc[_closed_in(self.deals, self.period) & self.deals["stage"].eq("won")]
+
+    def sum(self, frame: pd.DataFrame, column: str) -> pd.Series:
+        """Per-entity sum; NaN where a value is missing (an unknown cost is not a zero cost)."""
+        if column not in frame:
+            return self.nan()
+        grouped = frame.groupby(self.key)[column]
+        totals = grouped.sum().where(grouped.count() == grouped.size())
+        return totals.reindex(self.index, fill_value=0.0).astype(float)
+
+    def count(self, frame: pd.DataFrame) -> pd.Series:
+        return frame.groupby(self.key).size().reindex(self.index, fill_value=0).astype(float)
+
+    def nan(self) -> pd.Series:
+        return pd.Series(np.nan, index=self.index, dtype=float)
+
+    def attach(self, frame: pd.DataFrame, by: str = "manager_id") -> pd.DataFrame:
+        """Attach the manager's department to a frame keyed by manager."""
+        owners = self.crm.managers.set_index("manager_id")["department_id"]
+        return frame.assign(department_id=frame[by].map(owners))
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return numerator.div(denominator.where(denominator != 0))
+
+
+def _revenue(ctx: _Context) -> pd.Series:
+    return ctx.sum(ctx.won, "amount")
+
+
+def _cost_price(ctx: _Context) -> pd.Series:
+    return ctx.sum(ctx.won, "cost_price")
+
+
+def _extra_hours(ctx: _Context) -> pd.Series:
+    return ctx.sum(ctx.won, "extra_hours")
+
+
+def _extra_costs(ctx: _Context) -> pd.Series:
+    return _extra_hours(ctx) * ctx.settings.technical_hour_cost
+
+
+def _net_profit(ctx: _Context) -> pd.Series:
+    return _revenue(ctx) - _cost_price(ctx) - _extra_costs(ctx)
+
+
+def _deals_won(ctx: _Context) -> pd.Series:
+    return ctx.count(ctx.won)
+
+
+def _win_rate(ctx: _Context) -> pd.Series:
+    closed = ctx.deals.loc[_closed_in(ctx.deals, ctx.period)]
+    return _ratio(ctx.count(ctx.won), ctx.count(closed))
+
+
+def _avg_deal(ctx: _Context) -> pd.Series:
+    return _ratio(_revenue(ctx), _deals_won(ctx))
+
+
+def _revenue_growth(ctx: _Context) -> pd.Series:
+    if not ctx.settings.baseline:
+        return ctx.nan()
+    history = [_revenue(_Context(ctx.crm, ctx.deals, month, ctx.key, ctx.index, ctx.settings))
+               for month in ctx.settings.baseline]
+    baseline = pd.concat(history, axis=1).mean(axis=1)
+    return _ratio(_revenue(ctx), baseline) - 1
+
+
+def _first_won_deals(deals: pd.DataFrame) -> pd.DataFrame:
+    won = deals.loc[deals["stage"].eq("won") & deals["client_id"].notna()]
+    return won.sort_values(["closed_on", "deal_id"]).drop_duplicates("client_id")
+
+
+def _new_clients(ctx: _Context) -> pd.Series:
+    if "client_id" not in ctx.deals:
+        return ctx.nan()
+    first = _first_won_deals(ctx.deals)
+    qualifying = first.loc[in_period(first["closed_on"], ctx.period)
+                           & first["amount"].ge(ctx.settings.min_contract)]
+    return ctx.count(qualifying)
+
+
+def _deliveries(ctx: _Context) -> pd.DataFrame | None:
+    if ctx.crm.deliveries is None:
+        return None
+    deals = ctx.deals.set_index("deal_id")
+    deliveries = ctx.crm.deliveries.drop(columns=["department_id"], errors="ignore")
+    return deliveries.assign(
+        manager_id=deliveries["deal_id"].map(deals["manager_id"]),
+        department_id=deliveries["deal_id"].map(deals["department_id"]),
+        closed_on=deliveries["deal_id"].map(deals["closed_on"]) if "closed_on" in deals else pd.NaT,
+    )
+
+
+def _on_time_delivery(ctx: _Context) -> pd.Series:
+    deliveries = _deliveries(ctx)
+    if deliveries is None:
+        return ctx.nan()
+    due = deliveries.loc[in_period(deliveries["promised_on"], ctx.period)]
+    delivered = due["delivered_on"] if "delivered_on" in due else pd.Series(pd.NaT, due.index)
+    on_time = due.loc[delivered.notna() & (delivered <= due["promised_on"])]
+    return _ratio(ctx.count(on_time), ctx.count(due))
+
+
+def _fulfilment_days(ctx: _Context) -> pd.Series:
+    deliveries = _deliveries(ctx)
+    if deliveries is None or "delivered_on" not in deliveries:
+        return ctx.nan()
+    made = deliveries.loc[in_period(deliveries["delivered_on"], ctx.period)]
+    days = (made["delivered_on"] - made["closed_on"]).dt.days
+    return days.groupby(made[ctx.key]).mean().reindex(ctx.index).astype(float)
+
+
+def _requests(ctx: _Context) -> pd.DataFrame | None:
+    requests = ctx.crm.requests
+    if requests is None or "manager_id" not in requests:
+        return None
+    received = requests.loc[in_period(requests["received_at"], ctx.period)]
+    return ctx.attach(received.drop(columns=["department_id"], errors="ignore"))
+
+
+def _response_hours(ctx: _Context) -> pd.Series:
+    received = _requests(ctx)
+    if received is None or "first_response_at" not in received:
+        return ctx.nan()
+    hours = (received["first_response_at"] - received["received_at"]).dt.total_seconds() / 3600
+    return hours.groupby(received[ctx.key]).mean().reindex(ctx.index).astype(float)
+
+
+def _unanswered_requests(ctx: _Context) -> pd.Series:
+    received = _requests(ctx)
+    if received is None or "first_response_at" not in received:
+        return ctx.nan()
+    return ctx.count(received.loc[received["first_response_at"].isna()])
+
+
+def _period_leads(ctx: _Context) -> pd.DataFrame | None:
+    leads = ctx.crm.leads
+    if leads is None or "manager_id" not in leads:
+        return None
+    return ctx.attach(leads.loc[in_period(leads["created_on"], ctx.period)])
+
+
+def _leads(ctx: _Context) -> pd.Series:
+    leads = _period_leads(ctx)
+    return ctx.nan() if leads is None else ctx.count(leads)
+
+
+def _lead_conversion(ctx: _Context) -> pd.Series:
+    leads = _period_leads(ctx)
+    if leads is None or "lead_id" not in ctx.deals:
+        return ctx.nan()
+    _, end = bounds(ctx.period)
+    won = ctx.deals.loc[ctx.deals["stage"].eq("won") & (ctx.deals["closed_on"] < end), "lead_id"]
+    return _ratio(ctx.count(leads.loc[leads["lead_id"].isin(won)]), ctx.count(leads))
+
+
+def _cost_per_lead(ctx: _Context) -> pd.Series:
+    leads = _period_leads(ctx)
+    if leads is None:
+        return ctx.nan()
+    return _ratio(ctx.sum(leads, "cost"), ctx.count(leads))
+
+
+def _sale_type_revenue(ctx: _Context, types: tuple[str, ...]) -> pd.Series:
+    if "sale_type" not in ctx.deals:
+        return ctx.nan()
+    won = ctx.won
+    return ctx.sum(won.loc[won["sale_type"].isin(types)], "amount")
+
+
+_EXISTING = ("repeat", "upsell", "cross_sell", "subscription")
+
+
+def _share_of_existing(sale_type: str) -> Callable[[_Context], pd.Series]:
+    def share(ctx: _Context) -> pd.Series:
+        return _ratio(_sale_type_revenue(ctx, (sale_type,)), _sale_type_revenue(ctx, _EXISTING))
+
+    return share
+
+
+_FUNCTIONS: dict[str, Callable[[_Context], pd.Series]] = {
+    "revenue": _revenue,
+    "cost_price": _cost_price,
+    "extra_hours": _extra_hours,
+    "extra_costs": _extra_costs,
+    "net_profit": _net_profit,
+    "deals_won": _deals_won,
+    "win_rate": _win_rate,
+    "avg_deal": _avg_deal,
+    "revenue_growth": _revenue_growth,
+    "new_clients": _new_clients,
+    "on_time_delivery": _on_time_delivery,
+    "fulfilment_days": _fulfilment_days,
+    "response_hours": _response_hours,
+    "unanswered_requests": _unanswered_requests,
+    "leads": _leads,
+    "lead_conversion": _lead_conversion,
+    "cost_per_lead": _cost_per_lead,
+    "new_business_revenue": lambda ctx: _sale_type_revenue(ctx, ("new",)),
+    "existing_client_revenue": lambda ctx: _sale_type_revenue(ctx, _EXISTING),
+    "cross_sell_share": _share_of_existing("cross_sell"),
+    "upsell_share": _share_of_existing("upsell"),
+    "subscription_share": _share_of_existing("subscription"),
+}
+
+
+def first_month(crm: CRM) -> pd.Period:
+    """The first month the data covers: the month of the earliest deal created."""
+    return crm.deals["created_on"].min().to_period("M")
+
+
+def entities(crm: CRM, period: pd.Period, level: Level) -> pd.Index:
+    """The managers active in the period, or the sales departments, as an index of ids."""
+    if level == "manager":
+        ids = active_managers(crm, period)["manager_id"]
+    else:
+        ids = sales_departments(crm)["department_id"]
+    return pd.Index(ids, name=KEYS[level], dtype="str")
+
+
+def indicators(
+    crm: CRM,
+    period: pd.Period,
+    level: Level = "manager",
+    settings: MetricSettings | None = None,
+    metrics: tuple[str, ...] | None = None,
+    index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """Every registered indicator (or the named ones) per manager or department for one month.
+
+    Args:
+        crm: Validated data source.
+        period: The month.
+        level: ``manager`` or ``department``.
+        settings: Hourly cost, minimum contract and baseline months.
+        metrics: Indicator ids to compute; all registered ones when omitted.
+        index: The entities to compute for; the period's active managers or the sales
+            departments when omitted.
+
+    Returns:
+        One row per entity (index named ``manager_id`` or ``department_id``), one float column per
+        indicator; NaN is "no data", as is every indicator of a month before the data begins.
+    """
+    settings = settings or MetricSettings()
+    index = index if index is not None else entities(crm, period, level)
+    chosen = metrics or tuple(METRICS)
+    if period < first_month(crm):
+        return pd.DataFrame(np.nan, index=index, columns=list(chosen), dtype=float)
+    ctx = _Context(
+        crm=crm,
+        deals=deals_with_department(crm),
+        period=period,
+        key=KEYS[level],
+        index=index,
+        settings=settings,
+    )
+    return pd.DataFrame({metric: _FUNCTIONS[metric](ctx) for metric in chosen}, index=ctx.index)
+
+
+def revenue_by(
+    crm: CRM, period: pd.Period, dimension: Literal["product", "sale_type", "segment"],
+    department_id: str | None = None,
+) -> pd.DataFrame:
+    """Revenue of won deals closed in the period by product, sale type or client segment.
+
+    Returns:
+        Columns ``dimension`` (display name), ``revenue`` and ``share``, largest first; empty when
+        the source lacks the dimension.
+    """
+    deals = deals_with_department(crm)
+    won = deals.loc[_closed_in(deals, period) & deals["stage"].eq("won")]
+    if department_id is not None:
+        won = won.loc[won["department_id"].eq(department_id)]
+    labels = _dimension_labels(crm, won, dimension)
+    if labels is None:
+        return pd.DataFrame({dimension: pd.Series(dtype="str"), "revenue": pd.Series(dtype=float),
+                             "share": pd.Series(dtype=float)})
+    table = won.groupby(labels.fillna("(none)"))["amount"].sum().rename("revenue")
+    table = table.sort_values(ascending=False).rename_axis(dimension).reset_index()
+    total = table["revenue"].sum()
+    return table.assign(share=table["revenue"] / total if total else np.nan)
+
+
+def _dimension_labels(crm: CRM, won: pd.DataFrame, dimension: str) -> pd.Series | None:
+    if dimension == "sale_type":
+        return won["sale_type"] if "sale_type" in won else None
+    if dimension == "product":
+        if "product_id" not in won:
+            return None
+        if crm.products is None or "name" not in crm.products:
+            return won["product_id"]
+        names = crm.products.set_index("product_id")["name"]
+        return won["product_id"].map(names).fillna(won["product_id"])
+    if crm.clients is None or "segment" not in crm.clients or "client_id" not in won:
+        return None
+    return won["client_id"].map(crm.clients.set_index("client_id")["segment"])

@@ -1,0 +1,376 @@
+"""The monthly report of one sales department: its validated inputs, tables and findings.
+
+`prepare_monthly` turns the notebook's plain parameters into a `MonthlyReport` (data read and
+validated, scheme loaded, month scored); the other functions derive the report's tables and
+plain-language findings from it. Every number in a finding is in one of the tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from IPython.display import HTML
+from pandas.io.formats.style import Styler
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kpilib import paths
+from kpilib.display import fmt, fmt_compact, fmt_met, header, month_name, note, styled
+from kpilib.errors import ParamsError
+from kpilib.io import read_source, write_json
+from kpilib.metrics import METRICS, indicators, revenue_by, sales_departments
+from kpilib.params import Scheme, load_scheme
+from kpilib.periods import months_ending, resolve_period
+from kpilib.schemas import CRM
+from kpilib.scoring import Scorecard, score_period, scorecard_json
+
+TREND_METRICS = ("revenue", "net_profit", "deals_won", "win_rate", "avg_deal")
+
+
+class MonthlyParams(BaseModel):
+    """The monthly notebook's parameters, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    department: str = Field(min_length=1)
+    period: str = ""
+    data: str = Field(min_length=1)
+    scheme: str = Field(min_length=1)
+    currency: str = Field(default="RUB", min_length=1)
+    trend_months: int = Field(default=12, ge=2, le=60)
+    technical_hour_cost: float | None = Field(default=None, ge=0)
+    department_name: str = ""
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    """Everything one department's monthly report shows, computed once."""
+
+    params: MonthlyParams
+    crm: CRM
+    scheme: Scheme
+    scheme_file: Path
+    period: pd.Period
+    department_id: str
+    department_name: str
+    card: Scorecard
+
+    @property
+    def currency(self) -> str:
+        """The reporting currency."""
+        return self.params.currency
+
+
+def prepare_monthly(**parameters: Any) -> MonthlyReport:
+    """Validate the notebook's parameters, read the data and score the department's month.
+
+    Raises:
+        ParamsError: A parameter is invalid or the department is not a sales department.
+        DataContractError: The data source breaks the contract.
+    """
+    try:
+        params = MonthlyParams.model_validate(parameters)
+    except ValidationError as error:
+        lines = [f"- {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        raise ParamsError("Report parameters are invalid:\n" + "\n".join(lines)) from None
+    crm = read_source(paths.resolve(params.data))
+    scheme_file = paths.resolve(params.scheme)
+    scheme = load_scheme(scheme_file)
+    if params.technical_hour_cost is not None:
+        scheme = scheme.model_copy(update={"technical_hour_cost": params.technical_hour_cost})
+    departments = sales_departments(crm)
+    if params.department not in set(departments["department_id"]):
+        known = ", ".join(departments["department_id"])
+        raise ParamsError(f"Department {params.department!r} is not a sales department of the "
+                          f"data (known: {known}).")
+    period = resolve_period(params.period, crm)
+    names = departments.set_index("department_id")["name"] if "name" in departments else {}
+    name = params.department_name or names.get(params.department) or params.department
+    card = score_period(crm, scheme, period, params.department)
+    return MonthlyReport(params, crm, scheme, scheme_file, period, params.department,
+                         str(name), card)
+
+
+def _manager_names(report: MonthlyReport) -> pd.Series:
+    return report.card.managers.set_index("manager_id")["name"].astype(str)
+
+
+def score_summary(report: MonthlyReport) -> pd.DataFrame:
+    """One row per manager: tier, weighted score, KPIs met, weight covered by data."""
+    managers = report.card.managers.sort_values("score", ascending=False, na_position="last")
+    return pd.DataFrame({
+        "Manager": managers["name"],
+        "Tier": managers["tier"],
+        "Score": managers["score"],
+        "KPIs met": [f"{m} of {n}" for m, n in zip(managers["kpis_met"],
+                                                     managers["kpis_with_data"], strict=True)],
+        "Weight with data": managers["coverage"],
+    })
+
+
+def _kpi_rows(kpis: pd.DataFrame, currency: str) -> pd.DataFrame:
+    units = kpis["metric"].map(lambda m: METRICS[m].unit)
+    return pd.DataFrame({
+        "Goal": kpis["goal"],
+        "KPI": kpis["label"],
+        "Actual": [fmt(v, u, currency) for v, u in zip(kpis["actual"], units, strict=True)],
+        "Target": [fmt(v, u, currency) for v, u in zip(kpis["target"], units, strict=True)],
+        "Result": kpis["met"].map(fmt_met),
+        "Attainment": kpis["attainment"],
+        "Weight": kpis["weight"],
+    })
+
+
+def department_kpis(report: MonthlyReport) -> pd.DataFrame:
+    """The department roll-up: every KPI of the scheme on the department's figures."""
+    return _kpi_rows(report.card.department_kpis, report.currency)
+
+
+def manager_kpis(report: MonthlyReport) -> pd.DataFrame:
+    """Every manager's KPIs: actual, target, met, attainment and weight."""
+    kpis = report.card.manager_kpis
+    rows = _kpi_rows(kpis, report.currency)
+    return pd.concat([kpis["manager_id"].map(_manager_names(report)).rename("Manager"), rows],
+                     axis=1).drop(columns="Goal")
+
+
+def profit_table(report: MonthlyReport) -> pd.DataFrame:
+    """Net profit per manager in the shape of the source documents' Vasily/Valery table."""
+    metrics = report.card.manager_metrics
+    names = _manager_names(report).reindex(metrics.index)
+    table = pd.DataFrame({
+        "Manager": names.to_numpy(),
+        "Revenue": metrics["revenue"].to_numpy(),
+        "Cost price": metrics["cost_price"].to_numpy(),
+        "Extra hours": metrics["extra_hours"].to_numpy(),
+        "Extra costs": metrics["extra_costs"].to_numpy(),
+        "Net profit": metrics["net_profit"].to_numpy(),
+    })
+    table = table.assign(**{"Net margin": table["Net profit"] / table["Revenue"].where(
+        table["Revenue"] > 0)})
+    return table.sort_values("Revenue", ascending=False).reset_index(drop=True)
+
+
+PROFIT_UNITS = {"Revenue": "money", "Cost price": "money", "Extra hours": "hours",
+                "Extra costs": "money", "Net profit": "money", "Net margin": "share"}
+
+
+def revenue_structure(report: MonthlyReport, dimension: str) -> pd.DataFrame:
+    """The department's revenue by product, client segment or sale type."""
+    table = revenue_by(report.crm, report.period, dimension, report.department_id)  # type: ignore[arg-type]
+    return table.rename(columns={dimension: dimension.replace("_", " ").capitalize(),
+                                 "revenue": "Revenue", "share": "Share"})
+
+
+def business_mix(report: MonthlyReport) -> pd.DataFrame:
+    """New business versus existing clients, and the existing-client revenue's composition."""
+    metrics = report.card.department_metrics.loc[report.department_id]
+    rows = ["new_business_revenue", "existing_client_revenue", "cross_sell_share",
+            "upsell_share", "subscription_share"]
+    return pd.DataFrame({
+        "Indicator": [METRICS[m].label for m in rows],
+        "Value": [fmt(metrics[m], METRICS[m].unit, report.currency) for m in rows],
+    })
+
+
+def trends(report: MonthlyReport) -> pd.DataFrame:
+    """The department's indicators month by month over the trend window, oldest first."""
+    months = months_ending(report.period, report.params.trend_months)
+    index = pd.Index([report.department_id], name="department_id", dtype="str")
+    rows = []
+    for month in months:
+        values = indicators(report.crm, month, "department", report.scheme.settings(month),
+                            TREND_METRICS, index).iloc[0]
+        rows.append({"month": month.to_timestamp(), **values.to_dict()})
+    return pd.DataFrame(rows)
+
+
+def plan_vs_actual(report: MonthlyReport) -> pd.DataFrame:
+    """The department's plans for the month against the actuals (empty without a plans table)."""
+    plans = report.crm.plans
+    columns = ["Metric", "Plan", "Actual", "Gap", "Gap %", "unit"]
+    if plans is None or "department_id" not in plans:
+        return pd.DataFrame(columns=columns)
+    mine = plans.loc[plans["period"].eq(f"{report.period:%Y-%m}")
+                     & plans["department_id"].eq(report.department_id)
+                     & plans["metric"].isin(list(METRICS))]
+    actuals = report.card.department_metrics.loc[report.department_id]
+    rows = []
+    for metric, target in zip(mine["metric"], mine["target"], strict=True):
+        actual = float(actuals[metric])
+        gap = actual - target
+        rows.append({"Metric": METRICS[metric].label, "Plan": target, "Actual": actual,
+                     "Gap": gap, "Gap %": gap / target if target else math.nan,
+                     "unit": METRICS[metric].unit})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def findings(report: MonthlyReport) -> list[str]:
+    """The report's opening: plain sentences, each with its numbers, largest issues first."""
+    sentences = [_score_finding(report)]
+    sentences += _plan_findings(report)
+    sentences += _miss_findings(report)
+    sentences += _manager_findings(report)
+    profit = _profit_finding(report)
+    if profit:
+        sentences.append(profit)
+    missing = report.card.department_kpis.loc[report.card.department_kpis["actual"].isna(),
+                                              "label"].tolist()
+    if missing:
+        sentences.append(f"No data for {', '.join(missing)}: these KPIs are left out of the "
+                         "scores rather than counted as zero (see the scorecard).")
+    return sentences
+
+
+def _score_finding(report: MonthlyReport) -> str:
+    row = report.card.departments.set_index("department_id").loc[report.department_id]
+    score = "no data" if pd.isna(row["score"]) else f"{row['score']:.0%}"
+    return (f"{report.department_name} scored {score} of its weighted KPI targets in "
+            f"{month_name(report.period)}: {row['kpis_met']} of {row['kpis_with_data']} KPIs "
+            "with data met (see the department roll-up).")
+
+
+def _plan_findings(report: MonthlyReport) -> list[str]:
+    sentences = []
+    for row in plan_vs_actual(report).to_dict("records"):
+        if math.isnan(row["Gap %"]):
+            continue
+        verb = "missed" if row["Gap"] < 0 else "beat"
+        sentences.append(
+            f"{report.department_name} {verb} its {row['Metric'].lower()} plan by "
+            f"{abs(row['Gap %']):.1%}: {fmt(row['Actual'], row['unit'], report.currency)} "
+            f"against {fmt(row['Plan'], row['unit'], report.currency)} (see plan versus actual).")
+    return sentences
+
+
+def _miss_findings(report: MonthlyReport) -> list[str]:
+    kpis = report.card.department_kpis
+    missed = kpis.loc[kpis["met"].eq(False)].sort_values("attainment")  # noqa: E712
+    sentences = []
+    for row in missed.head(3).to_dict("records"):
+        unit = METRICS[row["metric"]].unit
+        sentences.append(
+            f"{row['label']} missed its target: {fmt(row['actual'], unit, report.currency)} "
+            f"against {fmt(row['target'], unit, report.currency)}, "
+            f"{row['attainment']:.0%} attained.")
+    return sentences
+
+
+def _manager_findings(report: MonthlyReport) -> list[str]:
+    scored = report.card.managers.dropna(subset=["score"]).sort_values("score")
+    if len(scored) < 2:
+        return []
+    best, worst = scored.iloc[-1], scored.iloc[0]
+    return [f"Highest manager score: {best['name']} ({best['score']:.0%}); lowest: "
+            f"{worst['name']} ({worst['score']:.0%}) (see the scorecard)."]
+
+
+def _profit_finding(report: MonthlyReport) -> str | None:
+    """The Vasily/Valery pattern: two managers with similar revenue and very different profit."""
+    table = profit_table(report).dropna(subset=["Revenue", "Net profit"])
+    table = table.loc[table["Revenue"] > 0]
+    best: tuple[float, dict, dict] | None = None
+    rows = table.to_dict("records")
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if abs(a["Revenue"] - b["Revenue"]) > 0.1 * max(a["Revenue"], b["Revenue"]):
+                continue
+            gap = abs(a["Net profit"] - b["Net profit"])
+            if gap > 0.15 * max(a["Revenue"], b["Revenue"]) and (best is None or gap > best[0]):
+                low, high = (a, b) if a["Net profit"] < b["Net profit"] else (b, a)
+                best = (gap, low, high)
+    if best is None:
+        return None
+    gap, low, high = best
+    cur = report.currency
+    return (f"{low['Manager']} sold about as much as {high['Manager']} "
+            f"({fmt_compact(low['Revenue'], cur)} against {fmt_compact(high['Revenue'], cur)}) "
+            f"but brought {fmt_compact(gap, cur)} less net profit "
+            f"({fmt_compact(low['Net profit'], cur)} against {fmt_compact(high['Net profit'], cur)}),"
+            f" with {fmt(low['Extra hours'], 'hours')} of extra technical work against "
+            f"{fmt(high['Extra hours'], 'hours')}: revenue alone rewards the wrong manager "
+            "(see net profit per manager).")
+
+
+def provenance(report: MonthlyReport) -> pd.DataFrame:
+    """What the report ran on: parameters, data fingerprint, scheme, kit version, run time."""
+    rows = {
+        "Department": f"{report.department_name} ({report.department_id})",
+        "Period": f"{report.period:%Y-%m}",
+        "Data source": report.crm.source,
+        "Data fingerprint": report.crm.fingerprint,
+        "KPI scheme": f"{report.scheme.name} ({report.scheme_file.name})",
+        "Currency": report.currency,
+        "Technical hour cost": fmt(report.scheme.technical_hour_cost, "money", report.currency),
+        "Trend months": str(report.params.trend_months),
+        "Kit version": version("kpilib"),
+        "Run at (UTC)": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+    }
+    notes = "; ".join(report.crm.notes)
+    if notes:
+        rows["Data notes"] = notes
+    return pd.DataFrame({"Item": list(rows), "Value": list(rows.values())})
+
+
+def monthly_json(report: MonthlyReport) -> dict[str, Any]:
+    """The report's machine-readable results (``<department>.kpis.json``)."""
+    data = scorecard_json(report.card)
+    department = next(d for d in data["departments"] if d["department_id"] == report.department_id)
+    return {
+        "period": data["period"],
+        "department_id": report.department_id,
+        "department_name": report.department_name,
+        "currency": report.currency,
+        "scheme": report.scheme.name,
+        "data_fingerprint": report.crm.fingerprint,
+        "headline": {
+            "score": department["score"],
+            "revenue": department["metrics"]["revenue"],
+            "net_profit": department["metrics"]["net_profit"],
+            "kpis_met": department["kpis_met"],
+            "kpis_total": department["kpis_with_data"],
+        },
+        "department": department,
+        "managers": data["managers"],
+    }
+
+
+def save_results(report: MonthlyReport, path: str) -> None:
+    """Write the machine-readable results where the runner asked (nothing when `path` is empty)."""
+    if path:
+        write_json(monthly_json(report), Path(path))
+
+
+def report_header(report: MonthlyReport) -> HTML:
+    """The report's title and the parameters it ran with."""
+    return header(
+        f"{report.department_name}: monthly KPI report, {month_name(report.period)}",
+        {
+            "Department": f"{report.department_name} ({report.department_id})",
+            "Period": f"{report.period:%Y-%m}",
+            "KPI scheme": report.scheme.name,
+            "Managers scored": str(len(report.card.managers)),
+            "Data source": report.crm.source,
+        },
+    )
+
+
+def plan_table(report: MonthlyReport) -> Styler | HTML:
+    """Plan versus actual for display, or a note when the data holds no plans for the month."""
+    plans = plan_vs_actual(report)
+    if plans.empty:
+        return note("The data source holds no plans for this department and month.")
+    cur = report.currency
+    shown = pd.DataFrame({
+        "Metric": plans["Metric"],
+        "Plan": [fmt(v, u, cur) for v, u in zip(plans["Plan"], plans["unit"], strict=True)],
+        "Actual": [fmt(v, u, cur) for v, u in zip(plans["Actual"], plans["unit"], strict=True)],
+        "Gap": [fmt(v, u, cur) for v, u in zip(plans["Gap"], plans["unit"], strict=True)],
+        "Gap %": plans["Gap %"],
+    })
+    return styled(shown, {"Gap %": "share"}, cur)

@@ -1,0 +1,260 @@
+"""Parameters and KPI schemes: YAML files turned into validated objects.
+
+Unknown keys, wrong types and empty values are errors naming the file and the key. Run parameters
+are merged from ``params/base.yaml``, then ``params/departments/<id>.yaml`` where it exists, then
+``--set key=value`` overrides, in that order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kpilib.errors import ParamsError
+from kpilib.io import read_yaml
+from kpilib.metrics import METRICS, MetricSettings
+
+_WEIGHT_TOLERANCE = 1e-6
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_min_length=1)
+
+
+class Target(_Strict):
+    """A KPI's target.
+
+    ``absolute``: the target is ``value`` itself. ``relative``: the baseline's value times
+    ``1 + value`` (0.10 is 10% growth). ``increase``: the baseline's value plus ``value``.
+    ``by_tier`` replaces ``value`` for managers of that tier.
+    """
+
+    type: Literal["absolute", "relative", "increase"] = "absolute"
+    value: float
+    by_tier: dict[str, float] = Field(default_factory=dict)
+
+    def value_for(self, tier: str | None) -> float:
+        """The target value for a manager's tier (the plain value for others and departments)."""
+        return self.by_tier.get(tier, self.value) if tier else self.value
+
+
+class Kpi(_Strict):
+    """One KPI: a registered metric with its target, polarity, weight in its goal and cap."""
+
+    metric: str
+    id: str | None = None
+    name: str | None = None
+    level: Literal["manager", "department"] = "manager"
+    weight: float | None = Field(default=None, gt=0, le=1)
+    target: Target
+    polarity: Literal["higher", "lower"] | None = None
+    cap: float | None = Field(default=None, gt=0)
+    params: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("metric")
+    @classmethod
+    def _registered(cls, metric: str) -> str:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        return metric
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Kpi:
+        unknown = set(self.params) - set(METRICS[self.metric].params)
+        if unknown:
+            allowed = ", ".join(METRICS[self.metric].params) or "none"
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)} for metric "
+                             f"{self.metric!r} (allowed: {allowed})")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The KPI's id, defaulting to its metric."""
+        return self.id or self.metric
+
+    @property
+    def label(self) -> str:
+        """The KPI's display name, defaulting to the metric's."""
+        return self.name or METRICS[self.metric].label
+
+    @property
+    def direction(self) -> Literal["higher", "lower"]:
+        """Which way is better: the scheme's word, else the metric's."""
+        return self.polarity or METRICS[self.metric].polarity
+
+
+class Goal(_Strict):
+    """A weighted goal grouping KPIs (KPI weights within a goal default to equal shares)."""
+
+    id: str
+    name: str
+    weight: float = Field(gt=0, le=1)
+    kpis: list[Kpi] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _kpi_weights(self) -> Goal:
+        given = [kpi.weight for kpi in self.kpis if kpi.weight is not None]
+        if given and len(given) != len(self.kpis):
+            raise ValueError("give every KPI of the goal a weight, or none (equal shares)")
+        if given and not math.isclose(sum(given), 1.0, abs_tol=_WEIGHT_TOLERANCE):
+            raise ValueError(f"KPI weights within the goal sum to {sum(given):g}, not 1")
+        return self
+
+    def kpi_weight(self, kpi: Kpi) -> float:
+        """The KPI's weight in the whole scheme: goal weight times its share of the goal."""
+        share = kpi.weight if kpi.weight is not None else 1 / len(self.kpis)
+        return self.weight * share
+
+
+class Baseline(_Strict):
+    """The reference period of relative targets and growth.
+
+    ``year_ago``: the same month a year before. ``trailing``: the mean of the `months` months
+    before the period.
+    """
+
+    method: Literal["year_ago", "trailing"] = "year_ago"
+    months: int = Field(default=3, ge=1, le=24)
+
+    def months_for(self, period: pd.Period) -> tuple[pd.Period, ...]:
+        """The baseline months of a period."""
+        if self.method == "year_ago":
+            return (period - 12,)
+        return tuple(period - offset for offset in range(self.months, 0, -1))
+
+
+class Scheme(_Strict):
+    """A KPI scheme: weighted goals of KPIs with targets."""
+
+    name: str
+    description: str | None = None
+    technical_hour_cost: float = Field(default=1500.0, ge=0)
+    baseline: Baseline = Field(default_factory=Baseline)
+    default_cap: float = Field(default=1.2, gt=0)
+    goals: list[Goal] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _goal_weights(self) -> Scheme:
+        total = sum(goal.weight for goal in self.goals)
+        if not math.isclose(total, 1.0, abs_tol=_WEIGHT_TOLERANCE):
+            raise ValueError(f"goal weights sum to {total:g}, not 1")
+        keys = [kpi.key for goal in self.goals for kpi in goal.kpis]
+        doubles = sorted({key for key in keys if keys.count(key) > 1})
+        if doubles:
+            raise ValueError(f"KPI ids must be unique; repeated: {doubles} (give each an id)")
+        return self
+
+    def weighted_kpis(self) -> list[tuple[Goal, Kpi, float]]:
+        """Every KPI with its goal and its weight in the whole scheme."""
+        return [(goal, kpi, goal.kpi_weight(kpi)) for goal in self.goals for kpi in goal.kpis]
+
+    def settings(self, period: pd.Period, params: Mapping[str, float] | None = None) -> (
+            MetricSettings):
+        """The indicator settings of a period, with a KPI's own parameters where given."""
+        defaults = {
+            name: value
+            for goal in self.goals for kpi in goal.kpis
+            for name, value in kpi.params.items()
+        }
+        return MetricSettings(
+            technical_hour_cost=self.technical_hour_cost,
+            baseline=self.baseline.months_for(period),
+            **{**defaults, **(params or {})},
+        )
+
+
+class RunParams(_Strict):
+    """Parameters of one department's report run (``params/base.yaml`` and its overrides)."""
+
+    scheme: str = "schemes/sales_funnel.yaml"
+    currency: str = "RUB"
+    trend_months: int = Field(default=12, ge=2, le=60)
+    technical_hour_cost: float | None = Field(default=None, ge=0)
+    department_name: str | None = None
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"- {source}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_scheme(path: Path) -> Scheme:
+    """Read and validate a KPI scheme file.
+
+    Raises:
+        ParamsError: Naming the file and every offending key.
+    """
+    try:
+        return Scheme.model_validate(read_yaml(path))
+    except ValidationError as error:
+        raise ParamsError(f"KPI scheme {path} is invalid:\n{_describe(error, str(path))}") from None
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """``key=value`` strings from the command line as a mapping (values stay text).
+
+    Raises:
+        ParamsError: A pair has no ``=`` or an empty key.
+    """
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"--set {pair!r} must look like key=value.")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def department_params_path(params_dir: Path, department_id: str) -> Path:
+    """Where a department's own parameters live."""
+    return params_dir / "departments" / f"{department_id}.yaml"
+
+
+def load_run_params(
+    params_dir: Path, department_id: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> RunParams:
+    """Merge base, department and command-line parameters and validate them.
+
+    Raises:
+        ParamsError: Naming the file (or ``--set``) and key of every problem.
+    """
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    base = params_dir / "base.yaml"
+    if base.exists():
+        layers.append((str(base), read_yaml(base)))
+    if department_id is not None:
+        own = department_params_path(params_dir, department_id)
+        if own.exists():
+            layers.append((str(own), read_yaml(own)))
+    layers.append(("--set", dict(overrides or {})))
+    for source, layer in layers:
+        try:
+            RunParams.model_validate(layer)
+        except ValidationError as error:
+            raise ParamsError(f"Parameters are invalid:\n{_describe(error, source)}") from None
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged.update(layer)
+    return RunParams.model_validate(merged)
+
+
+def scheme_path(params_dir: Path, run: RunParams) -> Path:
+    """The scheme file a run uses; relative paths are relative to the params folder."""
+    path = Path(run.scheme)
+    return path if path.is_absolute() else params_dir / path
+
+
+def effective_scheme(params_dir: Path, run: RunParams) -> Scheme:
+    """The run's scheme, with the run's hourly cost where it overrides the scheme's."""
+    scheme = load_scheme(scheme_path(params_dir, run))
+    if run.technical_hour_cost is None:
+        return scheme
+    return scheme.model_copy(update={"technical_hour_cost": run.technical_hour_cost})

@@ -1,0 +1,63 @@
+"""Reporting periods: calendar months, their bounds, and the latest complete month in the data."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kpilib.errors import ParamsError
+from kpilib.schemas import CRM
+
+
+def parse_month(text: str) -> pd.Period:
+    """A ``YYYY-MM`` string as a monthly period.
+
+    Raises:
+        ParamsError: The text is not a month.
+    """
+    try:
+        period = pd.Period(str(text), freq="M")
+    except (ValueError, TypeError) as exc:
+        raise ParamsError(f"Period {text!r} is not a month in the form YYYY-MM.") from exc
+    if f"{period:%Y-%m}" != str(text).strip():
+        raise ParamsError(f"Period {text!r} is not a month in the form YYYY-MM.")
+    return period
+
+
+def bounds(period: pd.Period) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The period's first instant and the first instant after it (a half-open interval)."""
+    return period.start_time, (period + 1).start_time
+
+
+def in_period(dates: pd.Series, period: pd.Period) -> pd.Series:
+    """Whether each date or timestamp falls inside the period (missing dates do not)."""
+    start, end = bounds(period)
+    return (dates >= start) & (dates < end)
+
+
+def months_ending(period: pd.Period, count: int) -> list[pd.Period]:
+    """The `count` months up to and including `period`, oldest first."""
+    return [period - offset for offset in range(count - 1, -1, -1)]
+
+
+def data_as_of(crm: CRM) -> pd.Timestamp:
+    """The latest date anywhere in the source's deals: the day the export was taken, at the latest."""
+    dates = [crm.deals["created_on"].max()]
+    if "closed_on" in crm.deals:
+        dates.append(crm.deals["closed_on"].max())
+    return max(d for d in dates if pd.notna(d)).normalize()
+
+
+def latest_complete_month(crm: CRM) -> pd.Period:
+    """The last month the data covers to its final day.
+
+    The month of the latest deal date counts only when that date is the month's last day;
+    otherwise the month before it is the latest complete one.
+    """
+    as_of = data_as_of(crm)
+    month = as_of.to_period("M")
+    return month if as_of == month.end_time.normalize() else month - 1
+
+
+def resolve_period(text: str | None, crm: CRM) -> pd.Period:
+    """The period a user asked for, or the latest complete month when they gave none."""
+    return parse_month(text) if text else latest_complete_month(crm)

@@ -1,0 +1,440 @@
+"""Run report notebooks with papermill and render them as offline HTML; write the reports index.
+
+The only module that executes notebooks or writes HTML. A report is a single self-contained file:
+no code, no stderr, no tracebacks, no request to the network when it is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
+from traitlets.config import Config
+
+from kpilib.errors import ReportError
+
+__all__ = ["declared_parameters", "execute_notebook", "export_html", "write_index"]
+
+logger = logging.getLogger(__name__)
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_TEMPLATE_NAME = "kpi_report"
+_TOC_MARKER = "<!-- kpilib:toc -->"
+_REMOVED_CELL_TAGS = frozenset({"injected-parameters", "parameters", "remove_cell"})
+# Anything the browser would fetch by itself when opening the page (or a link out of it).
+_REMOTE_REFERENCE = re.compile(
+    r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*|url\(\s*["']?\s*|@import\s+["']?\s*)"""
+    r"""(?:https?:)?//[^\s"'<>)]*""",
+    re.IGNORECASE,
+)
+_PERIOD_TREES = (
+    ("monthly", "Monthly reports", re.compile(r"\d{4}-\d{2}")),
+    ("quarterly", "Quarterly reports", re.compile(r"\d{4}Q[1-4]")),
+)
+_NO_DATA = '<span class="kpi-nodata">no data</span>'
+_INDEX_COLUMNS = ["Department", "Status", "Score", "Revenue", "Net profit", "KPIs met", "Report"]
+
+
+# --- execution --------------------------------------------------------------------------------
+
+
+def declared_parameters(notebook: Path) -> dict[str, str]:
+    """Names the notebook declares in its ``parameters``-tagged cell.
+
+    Args:
+        notebook: The notebook to inspect (it needs kernelspec metadata, as Jupyter writes it).
+
+    Returns:
+        Parameter name -> inferred type name (``"int"``, ``"str"``, ...; ``"None"`` when papermill
+        cannot infer it). Empty when the notebook has no parameters cell.
+
+    Raises:
+        ReportError: The notebook is missing or cannot be read.
+    """
+    _require_file(notebook, "notebook")
+    try:
+        inspected = papermill.inspect_notebook(notebook)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot inspect notebook {notebook}: {exc}") from exc
+    return {name: str(info["inferred_type_name"]) for name, info in inspected.items()}
+
+
+def execute_notebook(
+    notebook: Path,
+    output: Path,
+    parameters: Mapping[str, object],
+    *,
+    cwd: Path,
+    cell_timeout: int = 600,
+) -> None:
+    """Execute ``notebook`` with papermill, injecting ``parameters``, and save it to ``output``.
+
+    The kernel is ``python3``, i.e. the ipykernel of the running interpreter. When a cell fails
+    the executed notebook is still written to ``output`` (for audit) and the error names the cell
+    by its execution count, as ``In [n]`` in the executed notebook.
+
+    Args:
+        notebook: The report notebook (committed without outputs).
+        output: Where to write the executed notebook; its folder is created if needed.
+        parameters: Values for names declared in the notebook's parameters cell.
+        cwd: Working directory of the kernel (relative paths in the notebook resolve here).
+        cell_timeout: Seconds one cell may run before the execution is abandoned.
+
+    Raises:
+        ReportError: A parameter is not declared by the notebook (nothing is executed), a cell
+            raised, a cell ran past ``cell_timeout`` or the kernel died.
+    """
+    _refuse_undeclared(notebook, parameters)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            notebook,
+            output,
+            parameters=dict(parameters),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+            cwd=cwd,
+            execution_timeout=cell_timeout,
+        )
+    except papermill.PapermillExecutionError as exc:
+        cell = _describe_cell(exc.exec_count, exc.source)
+        raise ReportError(f"{cell}: {exc.ename}: {exc.evalue}") from exc
+    except CellTimeoutError as exc:
+        cell = _last_started_cell(output)
+        raise ReportError(f"{cell} ran longer than the {cell_timeout} s cell timeout") from exc
+    except DeadKernelError as exc:
+        raise ReportError(f"{notebook.name}: the kernel died: {exc}") from exc
+
+
+def _refuse_undeclared(notebook: Path, parameters: Mapping[str, object]) -> None:
+    declared = declared_parameters(notebook)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ReportError(
+            f"{notebook.name} does not declare parameter(s) {', '.join(unknown)}; "
+            f"it declares: {', '.join(sorted(declared)) or 'none'}"
+        )
+
+
+def _last_started_cell(output: Path) -> str:
+    """The cell papermill was running when it gave up: the last one it recorded a start for."""
+    try:
+        nb = _read_notebook(output)
+    except ReportError:
+        return "A cell"
+    started = [c for c in nb.cells if c.metadata.get("papermill", {}).get("start_time")]
+    if not started:
+        return "A cell"
+    return _describe_cell(started[-1].get("execution_count"), started[-1].source)
+
+
+def _describe_cell(exec_count: int | None, source: str) -> str:
+    lines = source.strip().splitlines()
+    first = lines[0] if lines else ""
+    if len(first) > 60 or len(lines) > 1:
+        first = first[:57].rstrip() + " ..."
+    return f"Cell {exec_count} (`{first}`)"
+
+
+def _read_notebook(path: Path) -> nbformat.NotebookNode:
+    _require_file(path, "notebook")
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read notebook {path}: {exc}") from exc
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise ReportError(f"{what} not found: {path}")
+
+
+# --- HTML export ------------------------------------------------------------------------------
+
+
+def export_html(executed: Path, html: Path, *, title: str) -> None:
+    """Render an executed notebook as a single self-contained, offline HTML report.
+
+    The page shows no code and no prompts; cells tagged ``injected-parameters``, ``parameters``
+    or ``remove_cell`` are removed, ``remove_input``/``remove_output`` are honoured, stderr output
+    (warnings, logs) is dropped and logged instead. A table of contents of the h2/h3 headings
+    opens the page. Nothing is written unless the whole page renders.
+
+    Args:
+        executed: The notebook written by :func:`execute_notebook`.
+        html: Where to write the page; its folder is created if needed.
+        title: The page title (escaped).
+
+    Raises:
+        ReportError: The notebook is missing or unreadable, holds an error output (a report
+            never shows a traceback), or the page would reference something on the network.
+    """
+    nb = _read_notebook(executed)
+    _refuse_error_outputs(nb, executed)
+    _drop_stderr(nb, executed)
+    nb.metadata["title"] = title  # the lab template escapes it into <title>
+    resources = {"metadata": {"name": title, "path": str(executed.parent)}}
+    page, _ = _exporter().from_notebook_node(nb, resources=resources)
+    _refuse_remote_references(page, executed)
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(page.replace(_TOC_MARKER, _toc(page), 1), encoding="utf-8")
+
+
+def _exporter() -> HTMLExporter:
+    config = Config()
+    # Pygments styles only matter for code, which a report never shows.
+    config.CSSHTMLHeaderPreprocessor.enabled = False
+    exporter = HTMLExporter(
+        config=config,
+        template_name=_TEMPLATE_NAME,
+        extra_template_basedirs=[str(_TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    tags = TagRemovePreprocessor(
+        remove_cell_tags=set(_REMOVED_CELL_TAGS),
+        remove_input_tags={"remove_input"},
+        remove_all_outputs_tags={"remove_output"},
+    )
+    exporter.register_preprocessor(tags, enabled=True)
+    return exporter
+
+
+def _refuse_error_outputs(nb: nbformat.NotebookNode, executed: Path) -> None:
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                where = _describe_cell(cell.get("execution_count"), cell.get("source", ""))
+                raise ReportError(
+                    f"{executed.name}: {where}: {output.get('ename')}: {output.get('evalue')}; "
+                    "a report with a traceback is not rendered"
+                )
+
+
+def _drop_stderr(nb: nbformat.NotebookNode, executed: Path) -> None:
+    for index, cell in enumerate(nb.cells):
+        outputs = cell.get("outputs", [])
+        stderr = [o for o in outputs if o.get("output_type") == "stream" and o.name == "stderr"]
+        for output in stderr:
+            logger.warning(
+                "%s: cell %d wrote to stderr (left out of the report): %s",
+                executed.name,
+                index,
+                output.text.strip()[:500],
+            )
+        if stderr:
+            cell.outputs = [o for o in outputs if o not in stderr]
+
+
+def _refuse_remote_references(page: str, executed: Path) -> None:
+    found = _REMOTE_REFERENCE.search(page)
+    if found:
+        raise ReportError(
+            f"{executed.name}: the report would reference the network ({found.group(0)[:120]}); "
+            "reports must open offline"
+        )
+
+
+class _HeadingCollector(HTMLParser):
+    """Collects (tag, id, text) of h2/h3 elements that carry an id, skipping their ¶ links."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.headings: list[tuple[str, str, str]] = []
+        self._current: tuple[str, str] | None = None
+        self._text: list[str] = []
+        self._in_anchor_link = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag in {"h2", "h3"} and attributes.get("id"):
+            self._current, self._text = (tag, attributes["id"] or ""), []
+        elif tag == "a" and "anchor-link" in (attributes.get("class") or "").split():
+            self._in_anchor_link = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._in_anchor_link = False
+        elif self._current and tag == self._current[0]:
+            text = " ".join("".join(self._text).split())
+            self.headings.append((*self._current, text))
+            self._current = None
+
+    def handle_data(self, data: str) -> None:
+        if self._current and not self._in_anchor_link:
+            self._text.append(data)
+
+
+def _toc(page: str) -> str:
+    collector = _HeadingCollector()
+    collector.feed(page)
+    items = [
+        f'<li class="kpi-toc-{tag}"><a href="#{escape(anchor)}">{escape(text)}</a></li>'
+        for tag, anchor, text in collector.headings
+    ]
+    if not items:
+        return ""
+    return '<nav class="kpi-toc" aria-label="Contents"><p>Contents</p><ul>{}</ul></nav>'.format(
+        "".join(items)
+    )
+
+
+# --- index page -------------------------------------------------------------------------------
+
+
+def write_index(reports_dir: Path) -> Path:
+    """Write ``reports_dir/index.html``: every report and every failure, newest period first.
+
+    Reads ``monthly/<YYYY-MM>/`` and, when present, ``quarterly/<YYYY>Q<n>/``: each
+    ``<department_id>.html`` with the headline of ``<department_id>.kpis.json`` beside it, and
+    each ``<department_id>.failed.json`` shown as FAILED with its message. Every string read from
+    these files is escaped; a missing headline value is shown as "no data", never as 0.
+
+    Args:
+        reports_dir: The reports folder (``reports/``).
+
+    Returns:
+        The path of the index page.
+    """
+    sections = [
+        _index_section(reports_dir / folder, heading, pattern)
+        for folder, heading, pattern in _PERIOD_TREES
+        if (reports_dir / folder).is_dir()
+    ]
+    body = "".join(sections) or '<p class="kpi-muted">No reports yet.</p>'
+    css = (_TEMPLATES / _TEMPLATE_NAME / "static" / "report.css").read_text(encoding="utf-8")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1.0">\n'
+        f"<title>KPI reports</title>\n<style>\n{css}</style>\n</head>\n"
+        f"<body>\n<main>\n<h1>KPI reports</h1>\n{body}</main>\n</body>\n</html>\n"
+    )
+    index = reports_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def _index_section(tree: Path, heading: str, pattern: re.Pattern[str]) -> str:
+    periods = sorted(
+        (d for d in tree.iterdir() if d.is_dir() and pattern.fullmatch(d.name)),
+        key=lambda d: d.name,
+        reverse=True,
+    )
+    tables = "".join(_period_table(tree.name, period) for period in periods)
+    return f"<h2>{escape(heading)}</h2>\n{tables}" if tables else ""
+
+
+def _period_table(tree: str, period: Path) -> str:
+    found = {_department_id(f.name) for f in period.iterdir() if f.is_file()}
+    departments = sorted(d for d in found if d)
+    if not departments:
+        return ""
+    rows = "".join(_department_row(tree, period, department) for department in departments)
+    return (
+        f"<h3>{escape(period.name)}</h3>\n<table>\n<thead>{_row(_INDEX_COLUMNS, 'th')}</thead>\n"
+        f"<tbody>\n{rows}</tbody>\n</table>\n"
+    )
+
+
+def _department_id(file_name: str) -> str | None:
+    for suffix in (".kpis.json", ".failed.json", ".html"):
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name.removesuffix(suffix)
+    return None
+
+
+def _department_row(tree: str, period: Path, department: str) -> str:
+    kpis, kpis_problem = _read_json(period / f"{department}.kpis.json")
+    failed = period / f"{department}.failed.json"
+    failure, failure_problem = _read_json(failed)
+    problem = (failure_problem or _failure_text(failure)) if failed.is_file() else kpis_problem
+    headline = kpis.get("headline")
+    headline = headline if isinstance(headline, dict) else {}
+    currency = kpis.get("currency")
+    cells = [
+        escape(str(kpis.get("department_name") or department)),
+        f'<span class="kpi-failed">FAILED</span> {escape(problem)}' if problem else "OK",
+        _percent(headline.get("score")),
+        _money(headline.get("revenue"), currency),
+        _money(headline.get("net_profit"), currency),
+        _ratio(headline.get("kpis_met"), headline.get("kpis_total")),
+        _report_link(tree, period, department),
+    ]
+    return _row(cells, "td") + "\n"
+
+
+def _row(cells: list[str], tag: str) -> str:
+    """A table row; the first two columns (name, status) are text, the rest numbers."""
+    return "<tr>{}</tr>".format(
+        "".join(
+            f'<{tag} class="kpi-left">{cell}</{tag}>' if i < 2 else f"<{tag}>{cell}</{tag}>"
+            for i, cell in enumerate(cells)
+        )
+    )
+
+
+def _report_link(tree: str, period: Path, department: str) -> str:
+    report = period / f"{department}.html"
+    if not report.is_file():
+        return '<span class="kpi-muted">missing</span>'
+    return f'<a href="{escape(quote(f"{tree}/{period.name}/{report.name}"))}">open</a>'
+
+
+def _read_json(path: Path) -> tuple[dict, str | None]:
+    """The file's object ({} when absent), or a problem to show instead of failing the index."""
+    if not path.is_file():
+        return {}, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {}, f"cannot read {path.name}: {exc}"
+    if not isinstance(data, dict):
+        return {}, f"cannot read {path.name}: not a JSON object"
+    return data, None
+
+
+def _failure_text(failure: dict) -> str:
+    step = failure.get("step")
+    error = str(failure.get("error") or "no message")
+    return f"{step}: {error}" if step else error
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _percent(value: object) -> str:
+    number = _number(value)
+    return _NO_DATA if number is None else f"{number:.0%}"
+
+
+def _money(value: object, currency: object) -> str:
+    number = _number(value)
+    if number is None:
+        return _NO_DATA
+    unit = f" {escape(str(currency))}" if currency else ""
+    return f"{number:,.0f}{unit}"
+
+
+def _ratio(met: object, total: object) -> str:
+    met_n, total_n = _number(met), _number(total)
+    if met_n is None or total_n is None:
+        return _NO_DATA
+    return f"{met_n:.0f} / {total_n:.0f}"

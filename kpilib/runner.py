@@ -1,0 +1,155 @@
+"""The batch runner: one monthly report per department, isolated, never half-written.
+
+Each report is executed and rendered in a staging folder and moved into place only when complete.
+A department that fails leaves its previous report where it was, gets a ``<id>.failed.json`` that
+the index shows, and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kpilib import paths
+from kpilib.errors import KpiError
+from kpilib.io import write_json
+from kpilib.params import effective_scheme, load_run_params, scheme_path
+from kpilib.render import declared_parameters, execute_notebook, export_html, write_index
+
+
+@dataclass(frozen=True)
+class Job:
+    """One department's report to produce."""
+
+    department_id: str
+    period: str
+    notebook: Path
+    out_dir: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one department's report went."""
+
+    department_id: str
+    ok: bool
+    seconds: float = 0.0
+    step: str = ""
+    error: str = ""
+    html: Path | None = None
+
+
+def monthly_jobs(
+    departments: Sequence[str],
+    period: pd.Period,
+    data: Path,
+    params_dir: Path,
+    out: Path,
+    overrides: Mapping[str, str] | None = None,
+    notebook: Path = paths.MONTHLY_NOTEBOOK,
+) -> tuple[list[Job], list[Outcome]]:
+    """Plan each department's job; a department whose parameters are invalid fails at once.
+
+    Returns:
+        The jobs to run, and the outcomes of departments that failed while planning.
+    """
+    declared = set(declared_parameters(notebook))
+    out_dir = out / "monthly" / f"{period:%Y-%m}"
+    jobs, failed = [], []
+    for department in departments:
+        try:
+            run = load_run_params(params_dir, department, overrides)
+            effective_scheme(params_dir, run)  # a broken scheme fails here, not in the kernel
+        except KpiError as error:
+            failed.append(Outcome(department, False, step="parameters", error=str(error)))
+            continue
+        wanted = {
+            "department": department,
+            "period": f"{period:%Y-%m}",
+            "data": str(data.resolve()),
+            "scheme": str(scheme_path(params_dir, run).resolve()),
+            "currency": run.currency,
+            "trend_months": run.trend_months,
+            "technical_hour_cost": run.technical_hour_cost,
+            "department_name": run.department_name or "",
+        }
+        parameters = {key: value for key, value in wanted.items() if key in declared}
+        title = f"{run.department_name or department}: monthly KPI report {period:%Y-%m}"
+        jobs.append(Job(department, f"{period:%Y-%m}", notebook, out_dir, parameters, title))
+    return jobs, failed
+
+
+def run_job(job: Job) -> Outcome:
+    """Execute and render one report in a staging folder, then move it into place."""
+    started = time.monotonic()
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    staging = job.out_dir / f".staging-{job.department_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    name = job.department_id
+    step = "execute"
+    try:
+        parameters = {**job.parameters, "results_path": str(staging / f"{name}.kpis.json")}
+        execute_notebook(job.notebook, staging / f"{name}.ipynb", parameters,
+                         cwd=job.notebook.parent)
+        step = "render"
+        export_html(staging / f"{name}.ipynb", staging / f"{name}.html", title=job.title)
+        for suffix in (".kpis.json", ".ipynb", ".html"):
+            (staging / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
+        (job.out_dir / f"{name}.failed.json").unlink(missing_ok=True)
+        return Outcome(name, True, time.monotonic() - started,
+                       html=job.out_dir / f"{name}.html")
+    except (KpiError, OSError) as error:
+        outcome = Outcome(name, False, time.monotonic() - started, step, str(error))
+        record_failure(job.out_dir, job.period, outcome)
+        return outcome
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def record_failure(out_dir: Path, period: str, outcome: Outcome) -> None:
+    """Write the ``<id>.failed.json`` the index shows beside the last good report."""
+    write_json({"period": period, "department_id": outcome.department_id, "step": outcome.step,
+                "error": outcome.error}, out_dir / f"{outcome.department_id}.failed.json")
+
+
+def run_jobs(jobs: Iterable[Job], workers: int = 1,
+             on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Run jobs, `workers` at a time, in separate processes when more than one.
+
+    Args:
+        jobs: The reports to produce.
+        workers: How many reports to run at once.
+        on_done: Called with each outcome as it arrives (progress display).
+    """
+    jobs = list(jobs)
+    outcomes = []
+    if workers <= 1:
+        for job in jobs:
+            outcomes.append(run_job(job))
+            if on_done:
+                on_done(outcomes[-1])
+        return outcomes
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
+            outcomes.append(future.result())
+            if on_done:
+                on_done(outcomes[-1])
+    return outcomes
+
+
+def finish_batch(out: Path, outcomes: Sequence[Outcome], period: str) -> Path:
+    """Record planning failures and write the index of every report under `out`."""
+    for outcome in outcomes:
+        if not outcome.ok and outcome.step == "parameters":
+            record_failure(out / "monthly" / period, period, outcome)
+    return write_index(out)

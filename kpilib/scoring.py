@@ -1,0 +1,251 @@
+"""Scoring: each KPI's actual against its target, attainment with caps, weighted scores.
+
+Attainment is ``actual / target`` for higher-is-better KPIs and ``target / actual`` for
+lower-is-better ones, clipped to ``[0, cap]``; a target of zero or below is attained at the cap
+when met and at zero when missed. A manager's score is the weighted mean attainment over the
+KPIs that have data; ``coverage`` is the share of the scheme's weight that had data, so a score
+over "no data" is never mistaken for a zero.
+
+Department-level KPIs are shared goals: they are evaluated on the department's figures and enter
+the score of every manager of that department.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kpilib.metrics import KEYS, Level, active_managers, indicators
+from kpilib.params import Kpi, Scheme
+from kpilib.schemas import CRM
+
+KPI_COLUMNS = [
+    "goal", "kpi", "label", "metric", "level", "polarity", "weight",
+    "actual", "baseline", "target", "met", "attainment",
+]
+
+
+def attainment(actual: float, target: float, polarity: str, cap: float) -> float:
+    """How far an actual goes towards its target, clipped to ``[0, cap]``; NaN without data.
+
+    Examples:
+        >>> attainment(110.0, 100.0, "higher", 1.2)
+        1.1
+        >>> attainment(5.0, 4.0, "lower", 1.2)
+        0.8
+    """
+    if math.isnan(actual) or math.isnan(target):
+        return math.nan
+    if target <= 0:
+        return cap if is_met(actual, target, polarity) else 0.0
+    if polarity == "higher":
+        ratio = actual / target
+    else:
+        ratio = cap if actual <= 0 else target / actual
+    return float(min(max(ratio, 0.0), cap))
+
+
+def is_met(actual: float, target: float, polarity: str) -> bool | None:
+    """Whether the actual meets the target (``None`` when either is missing)."""
+    if math.isnan(actual) or math.isnan(target):
+        return None
+    return actual >= target if polarity == "higher" else actual <= target
+
+
+def weighted_score(attainments: pd.Series, weights: pd.Series) -> tuple[float, float]:
+    """Weighted mean attainment over the KPIs with data, and the weight share they cover."""
+    known = attainments.notna()
+    covered = float(weights[known].sum())
+    total = float(weights.sum())
+    if covered == 0:
+        return math.nan, 0.0
+    return float((attainments[known] * weights[known]).sum() / covered), covered / total
+
+
+def kpi_target(kpi: Kpi, baseline: float, tier: str | None) -> float:
+    """The KPI's target in the metric's unit for an entity with this baseline and tier."""
+    value = kpi.target.value_for(tier)
+    if kpi.target.type == "absolute":
+        return value
+    if math.isnan(baseline):
+        return math.nan
+    if kpi.target.type == "increase":
+        return baseline + value
+    # Growth over nothing is undefined: a manager without baseline sales has no growth target.
+    return baseline * (1 + value) if baseline > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """The scored month: per-KPI rows and weighted scores for managers and departments."""
+
+    period: pd.Period
+    managers: pd.DataFrame
+    departments: pd.DataFrame
+    manager_kpis: pd.DataFrame
+    department_kpis: pd.DataFrame
+    manager_metrics: pd.DataFrame
+    department_metrics: pd.DataFrame
+
+
+def _baseline_values(crm: CRM, scheme: Scheme, period: pd.Period, level: Level,
+                     index: pd.Index, metrics: tuple[str, ...]) -> pd.DataFrame:
+    months = scheme.baseline.months_for(period)
+    frames = [indicators(crm, month, level, scheme.settings(month), metrics, index)
+              for month in months]
+    return pd.concat(frames).groupby(level=0).mean().reindex(index)
+
+
+def _evaluate(crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: pd.Index,
+              tiers: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Long table of KPI rows for entities of one level, and their indicator table."""
+    metrics = indicators(crm, period, level, scheme.settings(period), index=index)
+    kpis = [(goal, kpi, weight) for goal, kpi, weight in scheme.weighted_kpis()
+            if level == "department" or kpi.level == "manager"]
+    relative = tuple({kpi.metric for _, kpi, _ in kpis if kpi.target.type != "absolute"})
+    baseline = (_baseline_values(crm, scheme, period, level, index, relative) if relative
+                else pd.DataFrame(index=index))
+    rows = []
+    for goal, kpi, weight in kpis:
+        actual = _kpi_actual(crm, scheme, period, level, index, kpi, metrics)
+        for entity in index:
+            base = float(baseline.at[entity, kpi.metric]) if kpi.metric in baseline else math.nan
+            tier = tiers.get(entity) if level == "manager" else None
+            target = kpi_target(kpi, base, tier)
+            value = float(actual[entity])
+            cap = kpi.cap or scheme.default_cap
+            rows.append({
+                KEYS[level]: entity, "goal": goal.name, "kpi": kpi.key, "label": kpi.label,
+                "metric": kpi.metric, "level": kpi.level, "polarity": kpi.direction,
+                "weight": weight, "actual": value, "baseline": base, "target": target,
+                "met": is_met(value, target, kpi.direction),
+                "attainment": attainment(value, target, kpi.direction, cap),
+            })
+    columns = [KEYS[level], *KPI_COLUMNS]
+    return pd.DataFrame(rows, columns=columns), metrics
+
+
+def _kpi_actual(crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: pd.Index,
+                kpi: Kpi, metrics: pd.DataFrame) -> pd.Series:
+    if not kpi.params or scheme.settings(period, kpi.params) == scheme.settings(period):
+        return metrics[kpi.metric]
+    own = scheme.settings(period, kpi.params)
+    return indicators(crm, period, level, own, (kpi.metric,), index)[kpi.metric]
+
+
+def _shared_department_rows(manager_frame: pd.DataFrame, department_kpis: pd.DataFrame,
+                            scheme: Scheme) -> pd.DataFrame:
+    shared_ids = [kpi.key for _, kpi, _ in scheme.weighted_kpis() if kpi.level == "department"]
+    shared = department_kpis.loc[department_kpis["kpi"].isin(shared_ids)]
+    rows = manager_frame[["manager_id", "department_id"]].merge(shared, on="department_id")
+    return rows.drop(columns="department_id")
+
+
+def _scores(kpis: pd.DataFrame, key: str) -> pd.DataFrame:
+    records = []
+    for entity, rows in kpis.groupby(key, sort=False):
+        score, coverage = weighted_score(rows["attainment"], rows["weight"])
+        met = rows["met"].dropna()
+        records.append({key: entity, "score": score, "coverage": coverage,
+                        "kpis_met": int(met.sum()), "kpis_with_data": len(met),
+                        "kpis_total": len(rows)})
+    return pd.DataFrame(records, columns=[key, "score", "coverage", "kpis_met",
+                                          "kpis_with_data", "kpis_total"])
+
+
+def score_period(crm: CRM, scheme: Scheme, period: pd.Period,
+                 department_id: str | None = None) -> Scorecard:
+    """Score every active manager and sales department (or one department) for a month.
+
+    Args:
+        crm: Validated data source.
+        scheme: The KPI scheme.
+        period: The month.
+        department_id: Restrict to one department; all sales departments when omitted.
+
+    Returns:
+        The scorecard of the month.
+    """
+    managers = active_managers(crm, period)
+    departments = pd.Index(managers["department_id"].drop_duplicates().sort_values(),
+                           name="department_id", dtype="str")
+    if department_id is not None:
+        managers = managers.loc[managers["department_id"].eq(department_id)]
+        departments = departments[departments == department_id]
+    department_kpis, department_metrics = _evaluate(
+        crm, scheme, period, "department", departments, pd.Series(dtype="str"))
+    manager_index = pd.Index(managers["manager_id"], name="manager_id", dtype="str")
+    tiers = managers.set_index("manager_id")["tier"]
+    own_kpis, manager_metrics = _evaluate(crm, scheme, period, "manager", manager_index, tiers)
+    manager_kpis = pd.concat(
+        [own_kpis, _shared_department_rows(managers, department_kpis, scheme)], ignore_index=True)
+    order = {kpi.key: n for n, (_, kpi, _) in enumerate(scheme.weighted_kpis())}
+    manager_kpis = manager_kpis.sort_values(
+        ["manager_id", "kpi"], key=lambda s: s.map(order) if s.name == "kpi" else s
+    ).reset_index(drop=True)
+    people = managers[["manager_id", "department_id", "tier"]].assign(
+        name=managers["name"] if "name" in managers else managers["manager_id"])
+    return Scorecard(
+        period=period,
+        managers=people.merge(_scores(manager_kpis, "manager_id"), on="manager_id", how="left"),
+        departments=_department_frame(crm, departments).merge(
+            _scores(department_kpis, "department_id"), on="department_id", how="left"),
+        manager_kpis=manager_kpis,
+        department_kpis=department_kpis,
+        manager_metrics=manager_metrics,
+        department_metrics=department_metrics,
+    )
+
+
+def _department_frame(crm: CRM, ids: pd.Index) -> pd.DataFrame:
+    names = pd.Series(ids, index=ids, dtype="str")
+    if crm.departments is not None and "name" in crm.departments:
+        known = crm.departments.set_index("department_id")["name"]
+        names = ids.to_series().map(known).fillna(names)
+    return pd.DataFrame({"department_id": ids.to_numpy(), "name": names.to_numpy()})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _kpi_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    keep = ["kpi", "label", "goal", "metric", "level", "polarity", "actual", "baseline",
+            "target", "met", "attainment", "weight"]
+    return [{k: _plain(v) for k, v in record.items()} for record in rows[keep].to_dict("records")]
+
+
+def _entity_records(frame: pd.DataFrame, key: str, kpis: pd.DataFrame,
+                    metrics: pd.DataFrame) -> list[dict[str, Any]]:
+    records = []
+    for row in frame.to_dict("records"):
+        entity = row[key]
+        record = {k: _plain(v) for k, v in row.items()}
+        record["metrics"] = {m: _plain(v) for m, v in metrics.loc[entity].items()}
+        record["kpis"] = _kpi_records(kpis.loc[kpis[key].eq(entity)])
+        records.append(record)
+    return records
+
+
+def scorecard_json(card: Scorecard) -> dict[str, Any]:
+    """The scorecard as plain JSON data; "no data" is ``None``."""
+    return {
+        "period": f"{card.period:%Y-%m}",
+        "managers": _entity_records(card.managers, "manager_id", card.manager_kpis,
+                                    card.manager_metrics),
+        "departments": _entity_records(card.departments, "department_id", card.department_kpis,
+                                       card.department_metrics),
+    }
+
