@@ -28,8 +28,16 @@ from kpilib.runner import Outcome, finish_batch, monthly_jobs, run_jobs
 from kpilib.scoring import score_period, scorecard_json
 
 log = logging.getLogger("kpi")
-SCORE_COLUMNS = ["manager_id", "name", "department_id", "tier", "score", "coverage", "kpis_met",
-                 "kpis_with_data"]
+SCORE_COLUMNS = [
+    "manager_id",
+    "name",
+    "department_id",
+    "tier",
+    "score",
+    "coverage",
+    "kpis_met",
+    "kpis_with_data",
+]
 SCORE_METRICS = ["revenue", "cost_price", "extra_costs", "net_profit", "deals_won"]
 
 
@@ -65,25 +73,46 @@ def _parser() -> argparse.ArgumentParser:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", help="YYYY-MM (default: latest complete month in the data)")
     parser.add_argument("--params", type=Path, default=paths.PARAMS, help="parameters folder")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter (repeatable)",
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
     config = DemoConfig(seed=args.seed, months=args.months)
     written = write_tables(generate(config), args.out, args.format)
-    log.info("Demo data (seed %s, %s months) written to %s: %s", args.seed, args.months,
-             args.out, ", ".join(p.name for p in written))
+    log.info(
+        "Demo data (seed %s, %s months) written to %s: %s",
+        args.seed,
+        args.months,
+        args.out,
+        ", ".join(p.name for p in written),
+    )
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
     crm = read_source(args.data)
     lines = [f"Data source {args.data} is valid (fingerprint {crm.fingerprint})."]
-    for table in ("departments", "managers", "clients", "products", "deals", "deliveries",
-                  "requests", "leads", "plans"):
+    for table in (
+        "departments",
+        "managers",
+        "clients",
+        "products",
+        "deals",
+        "deliveries",
+        "requests",
+        "leads",
+        "plans",
+    ):
         frame = getattr(crm, table)
-        lines.append(f"  {table:<12} {'absent: no data' if frame is None else f'{len(frame):,} rows'}")
+        lines.append(
+            f"  {table:<12} {'absent: no data' if frame is None else f'{len(frame):,} rows'}"
+        )
     lines += [f"  note: {note}" for note in crm.notes]
     lines.append(f"Latest complete month: {latest_complete_month(crm):%Y-%m}")
     sys.stdout.write("\n".join(lines) + "\n")
@@ -95,19 +124,27 @@ def _score(args: argparse.Namespace) -> int:
     run = load_run_params(args.params, args.department, parse_overrides(args.set))
     scheme = effective_scheme(args.params, run)
     if args.department and args.department not in set(sales_departments(crm)["department_id"]):
-        raise ParamsError(f"Department {args.department!r} is not a sales department of "
-                          f"{args.data}.")
+        raise ParamsError(
+            f"Department {args.department!r} is not a sales department of {args.data}."
+        )
     card = score_period(crm, scheme, resolve_period(args.period, crm), args.department)
     if args.format == "json":
         sys.stdout.write(json.dumps(scorecard_json(card), indent=2, ensure_ascii=False) + "\n")
         return 0
     table = card.managers[SCORE_COLUMNS].merge(
-        card.manager_metrics[SCORE_METRICS], left_on="manager_id", right_index=True)
+        card.manager_metrics[SCORE_METRICS], left_on="manager_id", right_index=True
+    )
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
     else:
-        with pd.option_context("display.width", 200, "display.max_columns", 20,
-                               "display.float_format", "{:,.2f}".format):
+        with pd.option_context(
+            "display.width",
+            200,
+            "display.max_columns",
+            20,
+            "display.float_format",
+            "{:,.2f}".format,
+        ):
             sys.stdout.write(f"Period {card.period:%Y-%m}, scheme {scheme.name!r}\n")
             sys.stdout.write(table.to_string(index=False) + "\n")
     return 0
@@ -120,28 +157,37 @@ def _run(args: argparse.Namespace) -> int:
     chosen = args.department or known
     unknown = [d for d in chosen if d not in known]
     if unknown:
-        raise ParamsError(f"Unknown department(s) {', '.join(unknown)}; sales departments in "
-                          f"{args.data}: {', '.join(known)}.")
+        raise ParamsError(
+            f"Unknown department(s) {', '.join(unknown)}; sales departments in "
+            f"{args.data}: {', '.join(known)}."
+        )
     overrides = parse_overrides(args.set)
     jobs, outcomes = monthly_jobs(chosen, period, args.data, args.params, args.out, overrides)
     log.info("Monthly reports for %s: %d department(s)", f"{period:%Y-%m}", len(chosen))
     with tqdm(total=len(jobs), unit="report", disable=None, file=sys.stderr) as bar:
+
         def done(outcome: Outcome) -> None:
             bar.set_postfix_str(f"{outcome.department_id} {'ok' if outcome.ok else 'FAILED'}")
             bar.update()
+
         outcomes += run_jobs(jobs, max(1, args.jobs), on_done=done)
     index = finish_batch(args.out, outcomes, f"{period:%Y-%m}")
     failed = [o for o in outcomes if not o.ok]
     for outcome in sorted(outcomes, key=lambda o: o.department_id):
         if outcome.ok:
-            log.info("ok      %s (%.1f s): %s", outcome.department_id, outcome.seconds,
-                     outcome.html)
+            log.info(
+                "ok      %s (%.1f s): %s", outcome.department_id, outcome.seconds, outcome.html
+            )
         else:
             log.error("FAILED  %s at %s: %s", outcome.department_id, outcome.step, outcome.error)
     log.info("Index: %s", index)
     if failed:
-        log.error("%d of %d report(s) failed: %s", len(failed), len(outcomes),
-                  ", ".join(o.department_id for o in failed))
+        log.error(
+            "%d of %d report(s) failed: %s",
+            len(failed),
+            len(outcomes),
+            ", ".join(o.department_id for o in failed),
+        )
         return 1
     return 0
 
@@ -151,8 +197,9 @@ COMMANDS = {"demo": _demo, "validate": _validate, "score": _score, "run": _run}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kpi`` and ``python -m kpilib``."""
-    logging.basicConfig(level=os.environ.get("KPI_LOG_LEVEL", "INFO"), format="%(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("KPI_LOG_LEVEL", "INFO"), format="%(message)s", stream=sys.stderr
+    )
     logging.getLogger("papermill").setLevel(logging.WARNING)  # per-cell chatter, not news
     args = _parser().parse_args(argv)
     try:

@@ -68,8 +68,12 @@ def month_name(period: pd.Period) -> str:
     return f"{period:{MONTH_FORMAT}}"
 
 
-def styled(frame: pd.DataFrame, units: Mapping[str, str] | None = None,
-           currency: str = "RUB", caption: str | None = None) -> Styler:
+def styled(
+    frame: pd.DataFrame,
+    units: Mapping[str, str] | None = None,
+    currency: str = "RUB",
+    caption: str | None = None,
+) -> Styler:
     """A table ready for the report: values formatted by unit, everything HTML-escaped.
 
     Args:
@@ -100,12 +104,13 @@ def styled(frame: pd.DataFrame, units: Mapping[str, str] | None = None,
     return styler
 
 
-
 def header(title: str, facts: Mapping[str, str]) -> HTML:
     """The report's opening block: an escaped title and the parameters it ran with."""
     items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts.items())
-    return HTML(f'<div class="kpi-header"><p class="kpi-title">{escape(title)}</p>'
-                f'<table class="kpi-params">{items}</table></div>')
+    return HTML(
+        f'<div class="kpi-header"><p class="kpi-title">{escape(title)}</p>'
+        f'<table class="kpi-params">{items}</table></div>'
+    )
 
 
 def bullets(sentences: list[str]) -> HTML:

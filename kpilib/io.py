@@ -69,8 +69,11 @@ def find_tables(folder: Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in READERS and path.stem in MODELS:
             found.setdefault(path.stem, []).append(path)
-    doubles = [f"{table}: {', '.join(p.name for p in paths)}" for table, paths in found.items()
-               if len(paths) > 1]
+    doubles = [
+        f"{table}: {', '.join(p.name for p in paths)}"
+        for table, paths in found.items()
+        if len(paths) > 1
+    ]
     if doubles:
         raise DataContractError(
             f"Data source {folder} holds a table in more than one file; keep one of each:\n"
@@ -165,15 +168,19 @@ def _with_contract_defaults(tables: dict[str, pd.DataFrame]) -> tuple[dict, tupl
     if "tier" not in managers:
         managers = managers.assign(tier=DEFAULT_TIER)
     elif managers["tier"].isna().any():
-        notes.append(f"{int(managers['tier'].isna().sum())} manager(s) without a tier: "
-                     f"'{DEFAULT_TIER}' assumed.")
+        notes.append(
+            f"{int(managers['tier'].isna().sum())} manager(s) without a tier: "
+            f"'{DEFAULT_TIER}' assumed."
+        )
         managers = managers.assign(tier=managers["tier"].fillna(DEFAULT_TIER))
     deals = tables["deals"]
     missing_types = deals["sale_type"].isna().sum() if "sale_type" in deals else len(deals)
     if missing_types and "client_id" in deals:
         deals = deals.assign(sale_type=derive_sale_types(deals))
-        notes.append(f"{int(missing_types)} deal(s) without a sale type: derived "
-                     "(a client's first won deal is 'new', later ones 'repeat').")
+        notes.append(
+            f"{int(missing_types)} deal(s) without a sale type: derived "
+            "(a client's first won deal is 'new', later ones 'repeat')."
+        )
     return {**tables, "managers": managers, "deals": deals}, tuple(notes)
 
 
@@ -186,8 +193,9 @@ def derive_sale_types(deals: pd.DataFrame) -> pd.Series:
     won = deals.loc[deals["stage"].eq("won") & deals["client_id"].notna()]
     first_won = won.sort_values(["closed_on", "deal_id"]).groupby("client_id")["closed_on"].first()
     first = deals["client_id"].map(first_won)
-    is_later = deals["closed_on"].gt(first) | (deals["stage"].ne("won") & first.notna()
-                                               & deals["created_on"].gt(first))
+    is_later = deals["closed_on"].gt(first) | (
+        deals["stage"].ne("won") & first.notna() & deals["created_on"].gt(first)
+    )
     derived = pd.Series("new", index=deals.index, dtype="str").where(~is_later, "repeat")
     if "sale_type" not in deals:
         return derived
@@ -195,7 +203,7 @@ def derive_sale_types(deals: pd.DataFrame) -> pd.Series:
 
 
 def fingerprint(paths: Mapping[str, Path]) -> str:
-    """A short digest of the files' names and bytes: two reports with one fingerprint saw one data."""
+    """A short digest of the files' names and bytes: one fingerprint, one and the same data."""
     digest = hashlib.sha256()
     for table in sorted(paths):
         digest.update(table.encode())
@@ -221,8 +229,9 @@ def read_source(folder: Path | str) -> CRM:
     return validate_tables(raw, source=str(folder), digest=fingerprint(paths))
 
 
-def validate_tables(tables: Mapping[str, pd.DataFrame], source: str = "(in memory)",
-                    digest: str = "") -> CRM:
+def validate_tables(
+    tables: Mapping[str, pd.DataFrame], source: str = "(in memory)", digest: str = ""
+) -> CRM:
     """Validate raw tables against the data contract, collecting every problem.
 
     Args:
@@ -235,8 +244,9 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], source: str = "(in memor
     """
     missing = [table for table in REQUIRED_TABLES if table not in tables]
     if missing:
-        raise DataContractError(f"Data source {source} lacks the required table(s) "
-                                f"{', '.join(missing)}.")
+        raise DataContractError(
+            f"Data source {source} lacks the required table(s) {', '.join(missing)}."
+        )
     validated: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     for table, raw in tables.items():
@@ -302,8 +312,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def write_json(data: Any, path: Path) -> Path:
     """Write `data` as stable, indented JSON (NaN written as null)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
     return path
 
 

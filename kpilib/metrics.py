@@ -51,43 +51,119 @@ class MetricSettings:
 _REGISTRY = [
     Metric("revenue", "Revenue", "money", "higher", "Amount of won deals closed in the period."),
     Metric("cost_price", "Cost price", "money", "lower", "Cost price of won deals closed."),
-    Metric("extra_hours", "Extra hours", "hours", "lower",
-           "Technical staff hours on won deals closed in the period."),
-    Metric("extra_costs", "Extra costs", "money", "lower",
-           "Technical staff hours on won deals closed, times the hourly cost."),
-    Metric("net_profit", "Net profit", "money", "higher",
-           "Revenue minus cost price minus extra costs, over won deals closed in the period."),
+    Metric(
+        "extra_hours",
+        "Extra hours",
+        "hours",
+        "lower",
+        "Technical staff hours on won deals closed in the period.",
+    ),
+    Metric(
+        "extra_costs",
+        "Extra costs",
+        "money",
+        "lower",
+        "Technical staff hours on won deals closed, times the hourly cost.",
+    ),
+    Metric(
+        "net_profit",
+        "Net profit",
+        "money",
+        "higher",
+        "Revenue minus cost price minus extra costs, over won deals closed in the period.",
+    ),
     Metric("deals_won", "Deals won", "count", "higher", "Won deals closed in the period."),
     Metric("win_rate", "Win rate", "share", "higher", "Won / (won + lost) deals closed."),
     Metric("avg_deal", "Average deal", "money", "higher", "Revenue per won deal."),
-    Metric("revenue_growth", "Revenue growth", "share", "higher",
-           "Revenue over the baseline's mean monthly revenue, minus 1."),
-    Metric("new_clients", "New clients", "count", "higher",
-           "Clients whose first won deal closed in the period with a contract of at least the "
-           "minimum.", params=("min_contract",)),
-    Metric("on_time_delivery", "On-time delivery", "share", "higher",
-           "Share of deliveries due in the period delivered on or before the promised date."),
-    Metric("fulfilment_days", "Fulfilment days", "days", "lower",
-           "Mean days from the deal's close to delivery, for deliveries made in the period."),
-    Metric("response_hours", "Response hours", "hours", "lower",
-           "Mean hours from receipt to first response, for requests received in the period "
-           "and answered."),
-    Metric("unanswered_requests", "Unanswered requests", "count", "lower",
-           "Requests received in the period without a first response."),
+    Metric(
+        "revenue_growth",
+        "Revenue growth",
+        "share",
+        "higher",
+        "Revenue over the baseline's mean monthly revenue, minus 1.",
+    ),
+    Metric(
+        "new_clients",
+        "New clients",
+        "count",
+        "higher",
+        "Clients whose first won deal closed in the period with a contract of at least the "
+        "minimum.",
+        params=("min_contract",),
+    ),
+    Metric(
+        "on_time_delivery",
+        "On-time delivery",
+        "share",
+        "higher",
+        "Share of deliveries due in the period delivered on or before the promised date.",
+    ),
+    Metric(
+        "fulfilment_days",
+        "Fulfilment days",
+        "days",
+        "lower",
+        "Mean days from the deal's close to delivery, for deliveries made in the period.",
+    ),
+    Metric(
+        "response_hours",
+        "Response hours",
+        "hours",
+        "lower",
+        "Mean hours from receipt to first response, for requests received in the period "
+        "and answered.",
+    ),
+    Metric(
+        "unanswered_requests",
+        "Unanswered requests",
+        "count",
+        "lower",
+        "Requests received in the period without a first response.",
+    ),
     Metric("leads", "Leads", "count", "higher", "Leads created in the period."),
-    Metric("lead_conversion", "Lead conversion", "share", "higher",
-           "Share of the period's leads that became a won deal closed by the period's end."),
+    Metric(
+        "lead_conversion",
+        "Lead conversion",
+        "share",
+        "higher",
+        "Share of the period's leads that became a won deal closed by the period's end.",
+    ),
     Metric("cost_per_lead", "Cost per lead", "money", "lower", "Lead cost / leads created."),
-    Metric("new_business_revenue", "New-business revenue", "money", "higher",
-           "Revenue of won deals of sale type 'new'."),
-    Metric("existing_client_revenue", "Existing-client revenue", "money", "higher",
-           "Revenue of won deals with existing clients (every sale type but 'new')."),
-    Metric("cross_sell_share", "Cross-sell share", "share", "higher",
-           "Share of existing-client revenue from cross-selling."),
-    Metric("upsell_share", "Upsell share", "share", "higher",
-           "Share of existing-client revenue from upselling."),
-    Metric("subscription_share", "Subscription share", "share", "higher",
-           "Share of existing-client revenue from subscriptions."),
+    Metric(
+        "new_business_revenue",
+        "New-business revenue",
+        "money",
+        "higher",
+        "Revenue of won deals of sale type 'new'.",
+    ),
+    Metric(
+        "existing_client_revenue",
+        "Existing-client revenue",
+        "money",
+        "higher",
+        "Revenue of won deals with existing clients (every sale type but 'new').",
+    ),
+    Metric(
+        "cross_sell_share",
+        "Cross-sell share",
+        "share",
+        "higher",
+        "Share of existing-client revenue from cross-selling.",
+    ),
+    Metric(
+        "upsell_share",
+        "Upsell share",
+        "share",
+        "higher",
+        "Share of existing-client revenue from upselling.",
+    ),
+    Metric(
+        "subscription_share",
+        "Subscription share",
+        "share",
+        "higher",
+        "Share of existing-client revenue from subscriptions.",
+    ),
 ]
 METRICS: dict[str, Metric] = {metric.id: metric for metric in _REGISTRY}
 
@@ -116,8 +192,12 @@ def sales_departments(crm: CRM) -> pd.DataFrame:
     """The departments whose managers sell: ``kind == 'sales'``, or every manager's department."""
     staffed = crm.managers["department_id"].drop_duplicates()
     if crm.departments is None:
-        return pd.DataFrame({"department_id": staffed.sort_values().to_numpy(),
-                             "name": staffed.sort_values().to_numpy()})
+        return pd.DataFrame(
+            {
+                "department_id": staffed.sort_values().to_numpy(),
+                "name": staffed.sort_values().to_numpy(),
+            }
+        )
     departments = crm.departments
     if "kind" in departments:
         departments = departments.loc[departments["kind"].eq("sales") | departments["kind"].isna()]
@@ -204,8 +284,10 @@ def _avg_deal(ctx: _Context) -> pd.Series:
 def _revenue_growth(ctx: _Context) -> pd.Series:
     if not ctx.settings.baseline:
         return ctx.nan()
-    history = [_revenue(_Context(ctx.crm, ctx.deals, month, ctx.key, ctx.index, ctx.settings))
-               for month in ctx.settings.baseline]
+    history = [
+        _revenue(_Context(ctx.crm, ctx.deals, month, ctx.key, ctx.index, ctx.settings))
+        for month in ctx.settings.baseline
+    ]
     baseline = pd.concat(history, axis=1).mean(axis=1)
     return _ratio(_revenue(ctx), baseline) - 1
 
@@ -219,8 +301,9 @@ def _new_clients(ctx: _Context) -> pd.Series:
     if "client_id" not in ctx.deals:
         return ctx.nan()
     first = _first_won_deals(ctx.deals)
-    qualifying = first.loc[in_period(first["closed_on"], ctx.period)
-                           & first["amount"].ge(ctx.settings.min_contract)]
+    qualifying = first.loc[
+        in_period(first["closed_on"], ctx.period) & first["amount"].ge(ctx.settings.min_contract)
+    ]
     return ctx.count(qualifying)
 
 
@@ -403,7 +486,9 @@ def indicators(
 
 
 def revenue_by(
-    crm: CRM, period: pd.Period, dimension: Literal["product", "sale_type", "segment"],
+    crm: CRM,
+    period: pd.Period,
+    dimension: Literal["product", "sale_type", "segment"],
     department_id: str | None = None,
 ) -> pd.DataFrame:
     """Revenue of won deals closed in the period by product, sale type or client segment.
@@ -418,8 +503,13 @@ def revenue_by(
         won = won.loc[won["department_id"].eq(department_id)]
     labels = _dimension_labels(crm, won, dimension)
     if labels is None:
-        return pd.DataFrame({dimension: pd.Series(dtype="str"), "revenue": pd.Series(dtype=float),
-                             "share": pd.Series(dtype=float)})
+        return pd.DataFrame(
+            {
+                dimension: pd.Series(dtype="str"),
+                "revenue": pd.Series(dtype=float),
+                "share": pd.Series(dtype=float),
+            }
+        )
     table = won.groupby(labels.fillna("(none)"))["amount"].sum().rename("revenue")
     table = table.sort_values(ascending=False).rename_axis(dimension).reset_index()
     total = table["revenue"].sum()
@@ -428,7 +518,7 @@ def revenue_by(
 
 def _dimension_labels(crm: CRM, won: pd.DataFrame, dimension: str) -> pd.Series | None:
     if dimension == "sale_type":
-        return won["sale_type"] if "sale_type" in won else None
+        return won.get("sale_type")
     if dimension == "product":
         if "product_id" not in won:
             return None

@@ -86,14 +86,17 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
     departments = sales_departments(crm)
     if params.department not in set(departments["department_id"]):
         known = ", ".join(departments["department_id"])
-        raise ParamsError(f"Department {params.department!r} is not a sales department of the "
-                          f"data (known: {known}).")
+        raise ParamsError(
+            f"Department {params.department!r} is not a sales department of the "
+            f"data (known: {known})."
+        )
     period = resolve_period(params.period, crm)
     names = departments.set_index("department_id")["name"] if "name" in departments else {}
     name = params.department_name or names.get(params.department) or params.department
     card = score_period(crm, scheme, period, params.department)
-    return MonthlyReport(params, crm, scheme, scheme_file, period, params.department,
-                         str(name), card)
+    return MonthlyReport(
+        params, crm, scheme, scheme_file, period, params.department, str(name), card
+    )
 
 
 def _manager_names(report: MonthlyReport) -> pd.Series:
@@ -103,27 +106,33 @@ def _manager_names(report: MonthlyReport) -> pd.Series:
 def score_summary(report: MonthlyReport) -> pd.DataFrame:
     """One row per manager: tier, weighted score, KPIs met, weight covered by data."""
     managers = report.card.managers.sort_values("score", ascending=False, na_position="last")
-    return pd.DataFrame({
-        "Manager": managers["name"],
-        "Tier": managers["tier"],
-        "Score": managers["score"],
-        "KPIs met": [f"{m} of {n}" for m, n in zip(managers["kpis_met"],
-                                                     managers["kpis_with_data"], strict=True)],
-        "Weight with data": managers["coverage"],
-    })
+    return pd.DataFrame(
+        {
+            "Manager": managers["name"],
+            "Tier": managers["tier"],
+            "Score": managers["score"],
+            "KPIs met": [
+                f"{m} of {n}"
+                for m, n in zip(managers["kpis_met"], managers["kpis_with_data"], strict=True)
+            ],
+            "Weight with data": managers["coverage"],
+        }
+    )
 
 
 def _kpi_rows(kpis: pd.DataFrame, currency: str) -> pd.DataFrame:
     units = kpis["metric"].map(lambda m: METRICS[m].unit)
-    return pd.DataFrame({
-        "Goal": kpis["goal"],
-        "KPI": kpis["label"],
-        "Actual": [fmt(v, u, currency) for v, u in zip(kpis["actual"], units, strict=True)],
-        "Target": [fmt(v, u, currency) for v, u in zip(kpis["target"], units, strict=True)],
-        "Result": kpis["met"].map(fmt_met),
-        "Attainment": kpis["attainment"],
-        "Weight": kpis["weight"],
-    })
+    return pd.DataFrame(
+        {
+            "Goal": kpis["goal"],
+            "KPI": kpis["label"],
+            "Actual": [fmt(v, u, currency) for v, u in zip(kpis["actual"], units, strict=True)],
+            "Target": [fmt(v, u, currency) for v, u in zip(kpis["target"], units, strict=True)],
+            "Result": kpis["met"].map(fmt_met),
+            "Attainment": kpis["attainment"],
+            "Weight": kpis["weight"],
+        }
+    )
 
 
 def department_kpis(report: MonthlyReport) -> pd.DataFrame:
@@ -135,47 +144,69 @@ def manager_kpis(report: MonthlyReport) -> pd.DataFrame:
     """Every manager's KPIs: actual, target, met, attainment and weight."""
     kpis = report.card.manager_kpis
     rows = _kpi_rows(kpis, report.currency)
-    return pd.concat([kpis["manager_id"].map(_manager_names(report)).rename("Manager"), rows],
-                     axis=1).drop(columns="Goal")
+    return pd.concat(
+        [kpis["manager_id"].map(_manager_names(report)).rename("Manager"), rows], axis=1
+    ).drop(columns="Goal")
 
 
 def profit_table(report: MonthlyReport) -> pd.DataFrame:
     """Net profit per manager in the shape of the source documents' Vasily/Valery table."""
     metrics = report.card.manager_metrics
     names = _manager_names(report).reindex(metrics.index)
-    table = pd.DataFrame({
-        "Manager": names.to_numpy(),
-        "Revenue": metrics["revenue"].to_numpy(),
-        "Cost price": metrics["cost_price"].to_numpy(),
-        "Extra hours": metrics["extra_hours"].to_numpy(),
-        "Extra costs": metrics["extra_costs"].to_numpy(),
-        "Net profit": metrics["net_profit"].to_numpy(),
-    })
-    table = table.assign(**{"Net margin": table["Net profit"] / table["Revenue"].where(
-        table["Revenue"] > 0)})
+    table = pd.DataFrame(
+        {
+            "Manager": names.to_numpy(),
+            "Revenue": metrics["revenue"].to_numpy(),
+            "Cost price": metrics["cost_price"].to_numpy(),
+            "Extra hours": metrics["extra_hours"].to_numpy(),
+            "Extra costs": metrics["extra_costs"].to_numpy(),
+            "Net profit": metrics["net_profit"].to_numpy(),
+        }
+    )
+    table = table.assign(
+        **{"Net margin": table["Net profit"] / table["Revenue"].where(table["Revenue"] > 0)}
+    )
     return table.sort_values("Revenue", ascending=False).reset_index(drop=True)
 
 
-PROFIT_UNITS = {"Revenue": "money", "Cost price": "money", "Extra hours": "hours",
-                "Extra costs": "money", "Net profit": "money", "Net margin": "share"}
+PROFIT_UNITS = {
+    "Revenue": "money",
+    "Cost price": "money",
+    "Extra hours": "hours",
+    "Extra costs": "money",
+    "Net profit": "money",
+    "Net margin": "share",
+}
 
 
 def revenue_structure(report: MonthlyReport, dimension: str) -> pd.DataFrame:
     """The department's revenue by product, client segment or sale type."""
     table = revenue_by(report.crm, report.period, dimension, report.department_id)  # type: ignore[arg-type]
-    return table.rename(columns={dimension: dimension.replace("_", " ").capitalize(),
-                                 "revenue": "Revenue", "share": "Share"})
+    return table.rename(
+        columns={
+            dimension: dimension.replace("_", " ").capitalize(),
+            "revenue": "Revenue",
+            "share": "Share",
+        }
+    )
 
 
 def business_mix(report: MonthlyReport) -> pd.DataFrame:
     """New business versus existing clients, and the existing-client revenue's composition."""
     metrics = report.card.department_metrics.loc[report.department_id]
-    rows = ["new_business_revenue", "existing_client_revenue", "cross_sell_share",
-            "upsell_share", "subscription_share"]
-    return pd.DataFrame({
-        "Indicator": [METRICS[m].label for m in rows],
-        "Value": [fmt(metrics[m], METRICS[m].unit, report.currency) for m in rows],
-    })
+    rows = [
+        "new_business_revenue",
+        "existing_client_revenue",
+        "cross_sell_share",
+        "upsell_share",
+        "subscription_share",
+    ]
+    return pd.DataFrame(
+        {
+            "Indicator": [METRICS[m].label for m in rows],
+            "Value": [fmt(metrics[m], METRICS[m].unit, report.currency) for m in rows],
+        }
+    )
 
 
 def trends(report: MonthlyReport) -> pd.DataFrame:
@@ -184,8 +215,9 @@ def trends(report: MonthlyReport) -> pd.DataFrame:
     index = pd.Index([report.department_id], name="department_id", dtype="str")
     rows = []
     for month in months:
-        values = indicators(report.crm, month, "department", report.scheme.settings(month),
-                            TREND_METRICS, index).iloc[0]
+        values = indicators(
+            report.crm, month, "department", report.scheme.settings(month), TREND_METRICS, index
+        ).iloc[0]
         rows.append({"month": month.to_timestamp(), **values.to_dict()})
     return pd.DataFrame(rows)
 
@@ -196,17 +228,26 @@ def plan_vs_actual(report: MonthlyReport) -> pd.DataFrame:
     columns = ["Metric", "Plan", "Actual", "Gap", "Gap %", "unit"]
     if plans is None or "department_id" not in plans:
         return pd.DataFrame(columns=columns)
-    mine = plans.loc[plans["period"].eq(f"{report.period:%Y-%m}")
-                     & plans["department_id"].eq(report.department_id)
-                     & plans["metric"].isin(list(METRICS))]
+    mine = plans.loc[
+        plans["period"].eq(f"{report.period:%Y-%m}")
+        & plans["department_id"].eq(report.department_id)
+        & plans["metric"].isin(list(METRICS))
+    ]
     actuals = report.card.department_metrics.loc[report.department_id]
     rows = []
     for metric, target in zip(mine["metric"], mine["target"], strict=True):
         actual = float(actuals[metric])
         gap = actual - target
-        rows.append({"Metric": METRICS[metric].label, "Plan": target, "Actual": actual,
-                     "Gap": gap, "Gap %": gap / target if target else math.nan,
-                     "unit": METRICS[metric].unit})
+        rows.append(
+            {
+                "Metric": METRICS[metric].label,
+                "Plan": target,
+                "Actual": actual,
+                "Gap": gap,
+                "Gap %": gap / target if target else math.nan,
+                "unit": METRICS[metric].unit,
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -219,20 +260,25 @@ def findings(report: MonthlyReport) -> list[str]:
     profit = _profit_finding(report)
     if profit:
         sentences.append(profit)
-    missing = report.card.department_kpis.loc[report.card.department_kpis["actual"].isna(),
-                                              "label"].tolist()
+    missing = report.card.department_kpis.loc[
+        report.card.department_kpis["actual"].isna(), "label"
+    ].tolist()
     if missing:
-        sentences.append(f"No data for {', '.join(missing)}: these KPIs are left out of the "
-                         "scores rather than counted as zero (see the scorecard).")
+        sentences.append(
+            f"No data for {', '.join(missing)}: these KPIs are left out of the "
+            "scores rather than counted as zero (see the scorecard)."
+        )
     return sentences
 
 
 def _score_finding(report: MonthlyReport) -> str:
     row = report.card.departments.set_index("department_id").loc[report.department_id]
     score = "no data" if pd.isna(row["score"]) else f"{row['score']:.0%}"
-    return (f"{report.department_name} scored {score} of its weighted KPI targets in "
-            f"{month_name(report.period)}: {row['kpis_met']} of {row['kpis_with_data']} KPIs "
-            "with data met (see the department roll-up).")
+    return (
+        f"{report.department_name} scored {score} of its weighted KPI targets in "
+        f"{month_name(report.period)}: {row['kpis_met']} of {row['kpis_with_data']} KPIs "
+        "with data met (see the department roll-up)."
+    )
 
 
 def _plan_findings(report: MonthlyReport) -> list[str]:
@@ -244,7 +290,8 @@ def _plan_findings(report: MonthlyReport) -> list[str]:
         sentences.append(
             f"{report.department_name} {verb} its {row['Metric'].lower()} plan by "
             f"{abs(row['Gap %']):.1%}: {fmt(row['Actual'], row['unit'], report.currency)} "
-            f"against {fmt(row['Plan'], row['unit'], report.currency)} (see plan versus actual).")
+            f"against {fmt(row['Plan'], row['unit'], report.currency)} (see plan versus actual)."
+        )
     return sentences
 
 
@@ -257,7 +304,8 @@ def _miss_findings(report: MonthlyReport) -> list[str]:
         sentences.append(
             f"{row['label']} missed its target: {fmt(row['actual'], unit, report.currency)} "
             f"against {fmt(row['target'], unit, report.currency)}, "
-            f"{row['attainment']:.0%} attained.")
+            f"{row['attainment']:.0%} attained."
+        )
     return sentences
 
 
@@ -266,8 +314,10 @@ def _manager_findings(report: MonthlyReport) -> list[str]:
     if len(scored) < 2:
         return []
     best, worst = scored.iloc[-1], scored.iloc[0]
-    return [f"Highest manager score: {best['name']} ({best['score']:.0%}); lowest: "
-            f"{worst['name']} ({worst['score']:.0%}) (see the scorecard)."]
+    return [
+        f"Highest manager score: {best['name']} ({best['score']:.0%}); lowest: "
+        f"{worst['name']} ({worst['score']:.0%}) (see the scorecard)."
+    ]
 
 
 def _profit_finding(report: MonthlyReport) -> str | None:
@@ -277,7 +327,7 @@ def _profit_finding(report: MonthlyReport) -> str | None:
     best: tuple[float, dict, dict] | None = None
     rows = table.to_dict("records")
     for i, a in enumerate(rows):
-        for b in rows[i + 1:]:
+        for b in rows[i + 1 :]:
             if abs(a["Revenue"] - b["Revenue"]) > 0.1 * max(a["Revenue"], b["Revenue"]):
                 continue
             gap = abs(a["Net profit"] - b["Net profit"])
@@ -288,13 +338,15 @@ def _profit_finding(report: MonthlyReport) -> str | None:
         return None
     gap, low, high = best
     cur = report.currency
-    return (f"{low['Manager']} sold about as much as {high['Manager']} "
-            f"({fmt_compact(low['Revenue'], cur)} against {fmt_compact(high['Revenue'], cur)}) "
-            f"but brought {fmt_compact(gap, cur)} less net profit "
-            f"({fmt_compact(low['Net profit'], cur)} against {fmt_compact(high['Net profit'], cur)}),"
-            f" with {fmt(low['Extra hours'], 'hours')} of extra technical work against "
-            f"{fmt(high['Extra hours'], 'hours')}: revenue alone rewards the wrong manager "
-            "(see net profit per manager).")
+    return (
+        f"{low['Manager']} sold about as much as {high['Manager']} "
+        f"({fmt_compact(low['Revenue'], cur)} against {fmt_compact(high['Revenue'], cur)}) "
+        f"but brought {fmt_compact(gap, cur)} less net profit "
+        f"({fmt_compact(low['Net profit'], cur)} against {fmt_compact(high['Net profit'], cur)}),"
+        f" with {fmt(low['Extra hours'], 'hours')} of extra technical work against "
+        f"{fmt(high['Extra hours'], 'hours')}: revenue alone rewards the wrong manager "
+        "(see net profit per manager)."
+    )
 
 
 def provenance(report: MonthlyReport) -> pd.DataFrame:
@@ -366,11 +418,13 @@ def plan_table(report: MonthlyReport) -> Styler | HTML:
     if plans.empty:
         return note("The data source holds no plans for this department and month.")
     cur = report.currency
-    shown = pd.DataFrame({
-        "Metric": plans["Metric"],
-        "Plan": [fmt(v, u, cur) for v, u in zip(plans["Plan"], plans["unit"], strict=True)],
-        "Actual": [fmt(v, u, cur) for v, u in zip(plans["Actual"], plans["unit"], strict=True)],
-        "Gap": [fmt(v, u, cur) for v, u in zip(plans["Gap"], plans["unit"], strict=True)],
-        "Gap %": plans["Gap %"],
-    })
+    shown = pd.DataFrame(
+        {
+            "Metric": plans["Metric"],
+            "Plan": [fmt(v, u, cur) for v, u in zip(plans["Plan"], plans["unit"], strict=True)],
+            "Actual": [fmt(v, u, cur) for v, u in zip(plans["Actual"], plans["unit"], strict=True)],
+            "Gap": [fmt(v, u, cur) for v, u in zip(plans["Gap"], plans["unit"], strict=True)],
+            "Gap %": plans["Gap %"],
+        }
+    )
     return styled(shown, {"Gap %": "share"}, cur)

@@ -68,8 +68,10 @@ class Kpi(_Strict):
         unknown = set(self.params) - set(METRICS[self.metric].params)
         if unknown:
             allowed = ", ".join(METRICS[self.metric].params) or "none"
-            raise ValueError(f"unknown parameter(s) {sorted(unknown)} for metric "
-                             f"{self.metric!r} (allowed: {allowed})")
+            raise ValueError(
+                f"unknown parameter(s) {sorted(unknown)} for metric "
+                f"{self.metric!r} (allowed: {allowed})"
+            )
         return self
 
     @property
@@ -153,12 +155,14 @@ class Scheme(_Strict):
         """Every KPI with its goal and its weight in the whole scheme."""
         return [(goal, kpi, goal.kpi_weight(kpi)) for goal in self.goals for kpi in goal.kpis]
 
-    def settings(self, period: pd.Period, params: Mapping[str, float] | None = None) -> (
-            MetricSettings):
+    def settings(
+        self, period: pd.Period, params: Mapping[str, float] | None = None
+    ) -> MetricSettings:
         """The indicator settings of a period, with a KPI's own parameters where given."""
         defaults = {
             name: value
-            for goal in self.goals for kpi in goal.kpis
+            for goal in self.goals
+            for kpi in goal.kpis
             for name, value in kpi.params.items()
         }
         return MetricSettings(

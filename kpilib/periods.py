@@ -40,7 +40,7 @@ def months_ending(period: pd.Period, count: int) -> list[pd.Period]:
 
 
 def data_as_of(crm: CRM) -> pd.Timestamp:
-    """The latest date anywhere in the source's deals: the day the export was taken, at the latest."""
+    """The latest date in the deals: at most the day the export was taken."""
     dates = [crm.deals["created_on"].max()]
     if "closed_on" in crm.deals:
         dates.append(crm.deals["closed_on"].max())

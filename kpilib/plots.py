@@ -73,12 +73,22 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
         profit: Columns ``Manager``, ``Revenue`` and ``Net profit``.
         currency: For the axis label.
     """
-    long = profit.melt(id_vars="Manager", value_vars=["Revenue", "Net profit"],
-                       var_name="Measure", value_name="Amount").dropna()
+    long = profit.melt(
+        id_vars="Manager",
+        value_vars=["Revenue", "Net profit"],
+        var_name="Measure",
+        value_name="Amount",
+    ).dropna()
     figure = _figure(7, 0.5 * max(len(profit), 2) + 1.2, "Revenue and net profit per manager")
     ax = figure.subplots()
-    sns.barplot(long, x="Amount", y="Manager", hue="Measure",
-                palette=[_PALETTE["revenue"], _PALETTE["profit"]], ax=ax)
+    sns.barplot(
+        long,
+        x="Amount",
+        y="Manager",
+        hue="Measure",
+        palette=[_PALETTE["revenue"], _PALETTE["profit"]],
+        ax=ax,
+    )
     ax.xaxis.set_major_formatter(_money_axis(currency))
     ax.set(xlabel=f"Amount, {currency}", ylabel="")
     ax.legend(title="", loc="lower right")
@@ -105,7 +115,7 @@ def trend_chart(trend: pd.DataFrame, metrics: tuple[str, ...], currency: str) ->
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set(title=METRICS[metric].label, xlabel="", ylabel="")
         ax.tick_params(axis="x", labelrotation=45)
-    for ax in axes[len(metrics):]:
+    for ax in axes[len(metrics) :]:
         ax.set_visible(False)
     return figure
 

@@ -99,15 +99,15 @@ def run_job(job: Job) -> Outcome:
     step = "execute"
     try:
         parameters = {**job.parameters, "results_path": str(staging / f"{name}.kpis.json")}
-        execute_notebook(job.notebook, staging / f"{name}.ipynb", parameters,
-                         cwd=job.notebook.parent)
+        execute_notebook(
+            job.notebook, staging / f"{name}.ipynb", parameters, cwd=job.notebook.parent
+        )
         step = "render"
         export_html(staging / f"{name}.ipynb", staging / f"{name}.html", title=job.title)
         for suffix in (".kpis.json", ".ipynb", ".html"):
             (staging / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
         (job.out_dir / f"{name}.failed.json").unlink(missing_ok=True)
-        return Outcome(name, True, time.monotonic() - started,
-                       html=job.out_dir / f"{name}.html")
+        return Outcome(name, True, time.monotonic() - started, html=job.out_dir / f"{name}.html")
     except (KpiError, OSError) as error:
         outcome = Outcome(name, False, time.monotonic() - started, step, str(error))
         record_failure(job.out_dir, job.period, outcome)
@@ -118,12 +118,20 @@ def run_job(job: Job) -> Outcome:
 
 def record_failure(out_dir: Path, period: str, outcome: Outcome) -> None:
     """Write the ``<id>.failed.json`` the index shows beside the last good report."""
-    write_json({"period": period, "department_id": outcome.department_id, "step": outcome.step,
-                "error": outcome.error}, out_dir / f"{outcome.department_id}.failed.json")
+    write_json(
+        {
+            "period": period,
+            "department_id": outcome.department_id,
+            "step": outcome.step,
+            "error": outcome.error,
+        },
+        out_dir / f"{outcome.department_id}.failed.json",
+    )
 
 
-def run_jobs(jobs: Iterable[Job], workers: int = 1,
-             on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def run_jobs(
+    jobs: Iterable[Job], workers: int = 1, on_done: Callable[[Outcome], None] | None = None
+) -> list[Outcome]:
     """Run jobs, `workers` at a time, in separate processes when more than one.
 
     Args:

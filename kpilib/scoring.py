@@ -24,8 +24,18 @@ from kpilib.params import Kpi, Scheme
 from kpilib.schemas import CRM
 
 KPI_COLUMNS = [
-    "goal", "kpi", "label", "metric", "level", "polarity", "weight",
-    "actual", "baseline", "target", "met", "attainment",
+    "goal",
+    "kpi",
+    "label",
+    "metric",
+    "level",
+    "polarity",
+    "weight",
+    "actual",
+    "baseline",
+    "target",
+    "met",
+    "attainment",
 ]
 
 
@@ -92,23 +102,37 @@ class Scorecard:
     department_metrics: pd.DataFrame
 
 
-def _baseline_values(crm: CRM, scheme: Scheme, period: pd.Period, level: Level,
-                     index: pd.Index, metrics: tuple[str, ...]) -> pd.DataFrame:
+def _baseline_values(
+    crm: CRM,
+    scheme: Scheme,
+    period: pd.Period,
+    level: Level,
+    index: pd.Index,
+    metrics: tuple[str, ...],
+) -> pd.DataFrame:
     months = scheme.baseline.months_for(period)
-    frames = [indicators(crm, month, level, scheme.settings(month), metrics, index)
-              for month in months]
+    frames = [
+        indicators(crm, month, level, scheme.settings(month), metrics, index) for month in months
+    ]
     return pd.concat(frames).groupby(level=0).mean().reindex(index)
 
 
-def _evaluate(crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: pd.Index,
-              tiers: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _evaluate(
+    crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: pd.Index, tiers: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Long table of KPI rows for entities of one level, and their indicator table."""
     metrics = indicators(crm, period, level, scheme.settings(period), index=index)
-    kpis = [(goal, kpi, weight) for goal, kpi, weight in scheme.weighted_kpis()
-            if level == "department" or kpi.level == "manager"]
+    kpis = [
+        (goal, kpi, weight)
+        for goal, kpi, weight in scheme.weighted_kpis()
+        if level == "department" or kpi.level == "manager"
+    ]
     relative = tuple({kpi.metric for _, kpi, _ in kpis if kpi.target.type != "absolute"})
-    baseline = (_baseline_values(crm, scheme, period, level, index, relative) if relative
-                else pd.DataFrame(index=index))
+    baseline = (
+        _baseline_values(crm, scheme, period, level, index, relative)
+        if relative
+        else pd.DataFrame(index=index)
+    )
     rows = []
     for goal, kpi, weight in kpis:
         actual = _kpi_actual(crm, scheme, period, level, index, kpi, metrics)
@@ -118,27 +142,45 @@ def _evaluate(crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: 
             target = kpi_target(kpi, base, tier)
             value = float(actual[entity])
             cap = kpi.cap or scheme.default_cap
-            rows.append({
-                KEYS[level]: entity, "goal": goal.name, "kpi": kpi.key, "label": kpi.label,
-                "metric": kpi.metric, "level": kpi.level, "polarity": kpi.direction,
-                "weight": weight, "actual": value, "baseline": base, "target": target,
-                "met": is_met(value, target, kpi.direction),
-                "attainment": attainment(value, target, kpi.direction, cap),
-            })
+            rows.append(
+                {
+                    KEYS[level]: entity,
+                    "goal": goal.name,
+                    "kpi": kpi.key,
+                    "label": kpi.label,
+                    "metric": kpi.metric,
+                    "level": kpi.level,
+                    "polarity": kpi.direction,
+                    "weight": weight,
+                    "actual": value,
+                    "baseline": base,
+                    "target": target,
+                    "met": is_met(value, target, kpi.direction),
+                    "attainment": attainment(value, target, kpi.direction, cap),
+                }
+            )
     columns = [KEYS[level], *KPI_COLUMNS]
     return pd.DataFrame(rows, columns=columns), metrics
 
 
-def _kpi_actual(crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: pd.Index,
-                kpi: Kpi, metrics: pd.DataFrame) -> pd.Series:
+def _kpi_actual(
+    crm: CRM,
+    scheme: Scheme,
+    period: pd.Period,
+    level: Level,
+    index: pd.Index,
+    kpi: Kpi,
+    metrics: pd.DataFrame,
+) -> pd.Series:
     if not kpi.params or scheme.settings(period, kpi.params) == scheme.settings(period):
         return metrics[kpi.metric]
     own = scheme.settings(period, kpi.params)
     return indicators(crm, period, level, own, (kpi.metric,), index)[kpi.metric]
 
 
-def _shared_department_rows(manager_frame: pd.DataFrame, department_kpis: pd.DataFrame,
-                            scheme: Scheme) -> pd.DataFrame:
+def _shared_department_rows(
+    manager_frame: pd.DataFrame, department_kpis: pd.DataFrame, scheme: Scheme
+) -> pd.DataFrame:
     shared_ids = [kpi.key for _, kpi, _ in scheme.weighted_kpis() if kpi.level == "department"]
     shared = department_kpis.loc[department_kpis["kpi"].isin(shared_ids)]
     rows = manager_frame[["manager_id", "department_id"]].merge(shared, on="department_id")
@@ -150,15 +192,24 @@ def _scores(kpis: pd.DataFrame, key: str) -> pd.DataFrame:
     for entity, rows in kpis.groupby(key, sort=False):
         score, coverage = weighted_score(rows["attainment"], rows["weight"])
         met = rows["met"].dropna()
-        records.append({key: entity, "score": score, "coverage": coverage,
-                        "kpis_met": int(met.sum()), "kpis_with_data": len(met),
-                        "kpis_total": len(rows)})
-    return pd.DataFrame(records, columns=[key, "score", "coverage", "kpis_met",
-                                          "kpis_with_data", "kpis_total"])
+        records.append(
+            {
+                key: entity,
+                "score": score,
+                "coverage": coverage,
+                "kpis_met": int(met.sum()),
+                "kpis_with_data": len(met),
+                "kpis_total": len(rows),
+            }
+        )
+    return pd.DataFrame(
+        records, columns=[key, "score", "coverage", "kpis_met", "kpis_with_data", "kpis_total"]
+    )
 
 
-def score_period(crm: CRM, scheme: Scheme, period: pd.Period,
-                 department_id: str | None = None) -> Scorecard:
+def score_period(
+    crm: CRM, scheme: Scheme, period: pd.Period, department_id: str | None = None
+) -> Scorecard:
     """Score every active manager and sales department (or one department) for a month.
 
     Args:
@@ -171,29 +222,34 @@ def score_period(crm: CRM, scheme: Scheme, period: pd.Period,
         The scorecard of the month.
     """
     managers = active_managers(crm, period)
-    departments = pd.Index(managers["department_id"].drop_duplicates().sort_values(),
-                           name="department_id", dtype="str")
+    departments = pd.Index(
+        managers["department_id"].drop_duplicates().sort_values(), name="department_id", dtype="str"
+    )
     if department_id is not None:
         managers = managers.loc[managers["department_id"].eq(department_id)]
         departments = departments[departments == department_id]
     department_kpis, department_metrics = _evaluate(
-        crm, scheme, period, "department", departments, pd.Series(dtype="str"))
+        crm, scheme, period, "department", departments, pd.Series(dtype="str")
+    )
     manager_index = pd.Index(managers["manager_id"], name="manager_id", dtype="str")
     tiers = managers.set_index("manager_id")["tier"]
     own_kpis, manager_metrics = _evaluate(crm, scheme, period, "manager", manager_index, tiers)
     manager_kpis = pd.concat(
-        [own_kpis, _shared_department_rows(managers, department_kpis, scheme)], ignore_index=True)
+        [own_kpis, _shared_department_rows(managers, department_kpis, scheme)], ignore_index=True
+    )
     order = {kpi.key: n for n, (_, kpi, _) in enumerate(scheme.weighted_kpis())}
     manager_kpis = manager_kpis.sort_values(
         ["manager_id", "kpi"], key=lambda s: s.map(order) if s.name == "kpi" else s
     ).reset_index(drop=True)
     people = managers[["manager_id", "department_id", "tier"]].assign(
-        name=managers["name"] if "name" in managers else managers["manager_id"])
+        name=managers["name"] if "name" in managers else managers["manager_id"]
+    )
     return Scorecard(
         period=period,
         managers=people.merge(_scores(manager_kpis, "manager_id"), on="manager_id", how="left"),
         departments=_department_frame(crm, departments).merge(
-            _scores(department_kpis, "department_id"), on="department_id", how="left"),
+            _scores(department_kpis, "department_id"), on="department_id", how="left"
+        ),
         manager_kpis=manager_kpis,
         department_kpis=department_kpis,
         manager_metrics=manager_metrics,
@@ -222,13 +278,26 @@ def _plain(value: Any) -> Any:
 
 
 def _kpi_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    keep = ["kpi", "label", "goal", "metric", "level", "polarity", "actual", "baseline",
-            "target", "met", "attainment", "weight"]
+    keep = [
+        "kpi",
+        "label",
+        "goal",
+        "metric",
+        "level",
+        "polarity",
+        "actual",
+        "baseline",
+        "target",
+        "met",
+        "attainment",
+        "weight",
+    ]
     return [{k: _plain(v) for k, v in record.items()} for record in rows[keep].to_dict("records")]
 
 
-def _entity_records(frame: pd.DataFrame, key: str, kpis: pd.DataFrame,
-                    metrics: pd.DataFrame) -> list[dict[str, Any]]:
+def _entity_records(
+    frame: pd.DataFrame, key: str, kpis: pd.DataFrame, metrics: pd.DataFrame
+) -> list[dict[str, Any]]:
     records = []
     for row in frame.to_dict("records"):
         entity = row[key]
@@ -243,9 +312,10 @@ def scorecard_json(card: Scorecard) -> dict[str, Any]:
     """The scorecard as plain JSON data; "no data" is ``None``."""
     return {
         "period": f"{card.period:%Y-%m}",
-        "managers": _entity_records(card.managers, "manager_id", card.manager_kpis,
-                                    card.manager_metrics),
-        "departments": _entity_records(card.departments, "department_id", card.department_kpis,
-                                       card.department_metrics),
+        "managers": _entity_records(
+            card.managers, "manager_id", card.manager_kpis, card.manager_metrics
+        ),
+        "departments": _entity_records(
+            card.departments, "department_id", card.department_kpis, card.department_metrics
+        ),
     }
-

@@ -15,21 +15,25 @@ def vasily_valery_tables() -> dict[str, pd.DataFrame]:
     profit 100,000); Valery sold 400,000 with cost price 150,000 and no extra hours (net profit
     250,000). Both deals closed in March 2025.
     """
-    managers = pd.DataFrame({
-        "manager_id": ["vasily", "valery"],
-        "department_id": ["sales", "sales"],
-        "name": ["Vasily", "Valery"],
-    })
-    deals = pd.DataFrame({
-        "deal_id": ["1", "2"],
-        "manager_id": ["vasily", "valery"],
-        "stage": ["won", "won"],
-        "created_on": ["2025-03-03", "2025-03-05"],
-        "closed_on": ["2025-03-20", "2025-03-24"],
-        "amount": ["400000", "400000"],
-        "cost_price": ["150000", "150000"],
-        "extra_hours": ["100", "0"],
-    })
+    managers = pd.DataFrame(
+        {
+            "manager_id": ["vasily", "valery"],
+            "department_id": ["sales", "sales"],
+            "name": ["Vasily", "Valery"],
+        }
+    )
+    deals = pd.DataFrame(
+        {
+            "deal_id": ["1", "2"],
+            "manager_id": ["vasily", "valery"],
+            "stage": ["won", "won"],
+            "created_on": ["2025-03-03", "2025-03-05"],
+            "closed_on": ["2025-03-20", "2025-03-24"],
+            "amount": ["400000", "400000"],
+            "cost_price": ["150000", "150000"],
+            "extra_hours": ["100", "0"],
+        }
+    )
     return {"managers": managers, "deals": deals}
 
 

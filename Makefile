@@ -1,0 +1,40 @@
+# KPI report kit. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := data/demo
+
+.PHONY: help env demo reports test lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+env: $(STAMP)  ## create the environment (.venv) from pyproject.toml
+
+$(DEMO)/deals.csv: $(STAMP) kpilib/demo.py
+	$(BIN)/kpi demo --out $(DEMO)
+
+demo: $(DEMO)/deals.csv  ## generate the demo CRM data and run the monthly reports of every department
+	$(BIN)/kpi run monthly --data $(DEMO) --jobs 2
+	@echo "Open reports/index.html"
+
+test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data)
+	$(BIN)/ruff check kpilib tests
+	$(BIN)/pytest --nbval-lax --nbval-current-env tests notebooks
+
+lint:  ## check style
+	$(BIN)/ruff check kpilib tests
+	$(BIN)/ruff format --check kpilib tests
+
+format:  ## format the code
+	$(BIN)/ruff format kpilib tests
+
+clean:  ## remove generated data and reports (keeps the environment)
+	rm -rf $(DEMO) reports/monthly reports/index.html

@@ -1,0 +1,85 @@
+"""The `kpi` command line: the documents' example, formats, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kpilib.cli import main
+from kpilib.io import write_tables
+from kpilib.testing import vasily_valery_tables
+
+
+@pytest.fixture
+def example_source(tmp_path: Path) -> Path:
+    write_tables(vasily_valery_tables(), tmp_path / "example")
+    return tmp_path / "example"
+
+
+def test_score_json_reproduces_the_documents_net_profit(example_source, capsys):
+    assert 0 == main(["score", str(example_source), "--period", "2025-03", "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    profit = {m["manager_id"]: m["metrics"]["net_profit"] for m in result["managers"]}
+    assert {"vasily": 100_000.0, "valery": 250_000.0} == profit
+    assert "2025-03" == result["period"]
+    kpi = result["managers"][0]["kpis"][0]
+    assert {"kpi", "actual", "target", "met", "attainment", "weight"} <= set(kpi)
+
+
+def test_score_json_reports_missing_tables_as_null(example_source, capsys):
+    main(["score", str(example_source), "--period", "2025-03", "--format", "json"])
+    metrics = json.loads(capsys.readouterr().out)["managers"][0]["metrics"]
+    assert None is metrics["on_time_delivery"]
+    assert None is metrics["leads"]
+
+
+def test_score_defaults_to_the_latest_complete_month(example_source, capsys):
+    # The example's last date is 2025-03-24, so March is not complete: February is the default.
+    main(["score", str(example_source), "--format", "json"])
+    assert "2025-02" == json.loads(capsys.readouterr().out)["period"]
+
+
+def test_score_table_and_csv_formats_list_every_manager(example_source, capsys):
+    main(["score", str(example_source), "--period", "2025-03", "--format", "csv"])
+    table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    assert [100_000.0, 250_000.0] == sorted(table["net_profit"])
+    main(["score", str(example_source), "--period", "2025-03"])
+    out = capsys.readouterr().out
+    assert "vasily" in out and "valery" in out
+
+
+def test_set_overrides_the_technical_hour_cost(example_source, capsys):
+    main(["score", str(example_source), "--period", "2025-03", "--format", "json",
+          "--set", "technical_hour_cost=2000"])
+    managers = json.loads(capsys.readouterr().out)["managers"]
+    assert 50_000.0 == next(m for m in managers if m["manager_id"] == "vasily")["metrics"][
+        "net_profit"]
+
+
+def test_bad_data_exits_2_with_a_message_not_a_traceback(tmp_path, caplog):
+    tables = vasily_valery_tables()
+    tables["deals"].loc[0, "amount"] = "-5"
+    write_tables(tables, tmp_path / "bad")
+    assert 2 == main(["validate", str(tmp_path / "bad")])
+    assert "deals.amount" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+def test_bad_parameter_names_set(example_source, caplog):
+    assert 2 == main(["score", str(example_source), "--set", "trend_months=many"])
+    assert "--set" in caplog.text and "trend_months" in caplog.text
+
+
+def test_validate_lists_tables_and_absent_ones(example_source, capsys):
+    assert 0 == main(["validate", str(example_source)])
+    out = capsys.readouterr().out
+    assert "deals        2 rows" in out
+    assert "deliveries   absent: no data" in out
+
+
+def test_demo_writes_a_readable_source(tmp_path):
+    assert 0 == main(["demo", "--out", str(tmp_path / "demo"), "--months", "24"])
+    assert 0 == main(["validate", str(tmp_path / "demo")])

@@ -1,0 +1,114 @@
+"""The monthly report's tables and findings on the demo data, and its parameter checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kpilib import paths
+from kpilib.demo import DemoConfig, generate, ground_truth
+from kpilib.errors import ParamsError
+from kpilib.io import write_tables
+from kpilib.monthly import (
+    findings,
+    manager_kpis,
+    monthly_json,
+    plan_vs_actual,
+    prepare_monthly,
+    profit_table,
+    provenance,
+    score_summary,
+    trends,
+)
+
+SCHEME = str(paths.PARAMS / "schemes" / "sales_funnel.yaml")
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo")
+    write_tables(generate(DemoConfig()), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(source):
+    return prepare_monthly(department="north", period="2026-09", data=str(source), scheme=SCHEME)
+
+
+def test_unknown_department_is_refused_with_the_known_ones(source):
+    with pytest.raises(ParamsError, match="'nowhere'.*north"):
+        prepare_monthly(department="nowhere", data=str(source), scheme=SCHEME)
+
+
+def test_unknown_or_mistyped_parameters_are_refused(source):
+    with pytest.raises(ParamsError, match="colour"):
+        prepare_monthly(department="north", data=str(source), scheme=SCHEME, colour="red")
+    with pytest.raises(ParamsError, match="trend_months"):
+        prepare_monthly(department="north", data=str(source), scheme=SCHEME, trend_months="x")
+
+
+def test_default_period_is_the_latest_complete_month(source):
+    latest = prepare_monthly(department="north", data=str(source), scheme=SCHEME)
+    assert DemoConfig().end == f"{latest.period:%Y-%m}"
+
+
+def _name(report, manager_id: str) -> str:
+    names = report.crm.managers.set_index("manager_id")["name"]
+    return names[manager_id]
+
+
+def test_scorecard_covers_every_active_manager_of_the_department(report):
+    truth = ground_truth(DemoConfig())
+    summary = score_summary(report)
+    assert len(report.card.managers) == len(summary)
+    assert {"north"} == set(report.card.managers["department_id"])
+    planted = {_name(report, truth.high_hours_manager_id), _name(report, truth.revenue_peer_id)}
+    assert planted <= set(summary["Manager"])
+    kpis_per_manager = manager_kpis(report).groupby("Manager").size()
+    assert {6} == set(kpis_per_manager)
+
+
+def test_profit_table_follows_net_profit_definition(report):
+    table = profit_table(report)
+    expected = table["Revenue"] - table["Cost price"] - table["Extra costs"]
+    assert (expected - table["Net profit"]).abs().max() < 1e-6
+    assert (table["Extra costs"] == table["Extra hours"] * 1500).all()
+
+
+def test_findings_name_the_high_revenue_low_profit_manager(report):
+    truth = ground_truth(DemoConfig())
+    text = " ".join(findings(report))
+    assert _name(report, truth.high_hours_manager_id) in text
+    assert "net profit" in text
+
+
+def test_findings_open_with_the_department_score(report):
+    assert findings(report)[0].startswith("North scored")
+
+
+def test_trends_cover_the_trend_window(report):
+    table = trends(report)
+    assert 12 == len(table)
+    assert "2026-09" == f"{table['month'].iloc[-1]:%Y-%m}"
+
+
+def test_plan_versus_actual_uses_the_plans_table(report):
+    plans = plan_vs_actual(report)
+    assert ["Revenue"] == list(plans["Metric"])
+    assert plans["Actual"].iloc[0] == report.card.department_metrics.loc["north", "revenue"]
+
+
+def test_results_json_headline_matches_the_department_roll_up(report):
+    results = monthly_json(report)
+    department = report.card.departments.iloc[0]
+    assert department["score"] == results["headline"]["score"]
+    assert report.card.department_metrics.loc["north", "net_profit"] == results["headline"][
+        "net_profit"]
+
+
+def test_provenance_records_fingerprint_and_scheme(report):
+    rows = dict(zip(provenance(report)["Item"], provenance(report)["Value"], strict=True))
+    assert report.crm.fingerprint == rows["Data fingerprint"]
+    assert "sales_funnel.yaml" in rows["KPI scheme"]

@@ -1,0 +1,102 @@
+"""The batch runner: end to end on a small demo, isolated failures, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kpilib import paths
+from kpilib.cli import main
+from kpilib.demo import DemoConfig, generate
+from kpilib.io import write_tables
+from kpilib.runner import Job, run_jobs
+
+PERIOD = "2025-12"
+
+
+@pytest.fixture(scope="module")
+def demo_source(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("demo") / "data"
+    write_tables(generate(DemoConfig(months=24, end=PERIOD, managers_per_department=6)), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def batch(demo_source, tmp_path_factory) -> tuple[int, Path]:
+    """One real batch: two departments, one of them with an invalid parameters file."""
+    params = tmp_path_factory.mktemp("params")
+    shutil.copytree(paths.PARAMS, params, dirs_exist_ok=True)
+    (params / "departments").mkdir(exist_ok=True)
+    (params / "departments" / "south.yaml").write_text("trend_months: 12\ncolour: red\n")
+    out = tmp_path_factory.mktemp("reports")
+    code = main(["run", "monthly", "--data", str(demo_source), "--params", str(params),
+                 "--out", str(out), "--department", "north", "--department", "south"])
+    return code, out
+
+
+def test_batch_writes_report_notebook_and_results_beside_each_other(batch):
+    _, out = batch
+    folder = out / "monthly" / PERIOD
+    assert {"north.html", "north.ipynb", "north.kpis.json"} <= {p.name for p in folder.iterdir()}
+    html = (folder / "north.html").read_text()
+    for section in ("Findings", "Department roll-up", "Scorecard per manager",
+                    "Net profit per manager", "Revenue structure", "Trends", "Provenance"):
+        assert section in html
+    assert "Vasily" in html
+    assert "Traceback" not in html and "Warning" not in html
+
+
+def test_report_shows_no_code_and_requests_nothing(batch):
+    html = (batch[1] / "monthly" / PERIOD / "north.html").read_text()
+    assert "kpilib.prepare_monthly" not in html
+    assert 'src="http' not in html and 'href="http' not in html and "<script" not in html
+
+
+def test_results_json_matches_the_documented_shape(batch):
+    results = json.loads((batch[1] / "monthly" / PERIOD / "north.kpis.json").read_text())
+    assert PERIOD == results["period"]
+    assert "north" == results["department_id"]
+    assert {"manager_id", "department_id", "tier", "score", "metrics", "kpis"} <= set(
+        results["managers"][0])
+    assert results["headline"]["revenue"] > 0
+
+
+def test_index_links_the_report_with_its_headline(batch):
+    index = (batch[1] / "index.html").read_text()
+    assert f"monthly/{PERIOD}/north.html" in index
+    assert "North" in index
+
+
+def test_a_failing_department_is_reported_and_the_batch_exits_non_zero(batch):
+    code, out = batch
+    assert 1 == code
+    failure = json.loads((out / "monthly" / PERIOD / "south.failed.json").read_text())
+    assert "parameters" == failure["step"]
+    assert "colour" in failure["error"] and "south.yaml" in failure["error"]
+    assert "FAILED" in (out / "index.html").read_text()
+
+
+def _notebook(path: Path, source: str) -> Path:
+    params = "x = 1\nresults_path = \"\""
+    cell = nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_failed_run_leaves_the_previous_report_in_place(tmp_path):
+    out_dir = tmp_path / "monthly" / PERIOD
+    out_dir.mkdir(parents=True)
+    (out_dir / "north.html").write_text("last good report")
+    broken = _notebook(tmp_path / "broken.ipynb", "raise ValueError('boom')")
+    [outcome] = run_jobs([Job("north", PERIOD, broken, out_dir, {"x": 2}, "t")])
+    assert not outcome.ok
+    assert "execute" == outcome.step and "boom" in outcome.error
+    assert "last good report" == (out_dir / "north.html").read_text()
+    assert "boom" in (out_dir / "north.failed.json").read_text()
+    assert [] == list(out_dir.glob(".staging-*"))
