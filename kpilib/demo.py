@@ -11,26 +11,31 @@ the ids, months and sizes of the effects planted in them, which the analytics' t
    ``STAR_WON_FACTOR`` = 1.35x the deals of a regular and sells ``STAR_AMOUNT_FACTOR`` = 1.3x larger
    amounts, so a star's revenue is about 1.75x a regular's.
 3. **High revenue, low profit**: in ``north`` the regular "Vasily Orlov" and his peer, the regular
-   "Valery Smirnov", have the same deals (dates, stages, products; amounts within about 5% each,
-   totals within 1%), so their revenue matches in every month. Each of Vasily's won deals takes 60 to
-   120 technical hours (``HIGH_HOURS``, about 90 on average; other managers' deals 0-8 hours, Valery's
-   none): at 1,500 RUB/h his net profit (revenue - cost_price - 1,500 * extra_hours) is about a third
-   lower than Valery's although their revenue is equal.
+   "Valery Smirnov", have the same deals (dates, stages, products; amounts within about 3% each,
+   totals within about 1%), so their revenue matches in every month. Each of Vasily's won deals
+   takes technical hours worth 20-30% of its amount at ``HOURLY_COST`` = 1,500 RUB/h
+   (``HIGH_HOURS_COST_SHARE``; about 65 hours per 400,000 RUB, 165 per 1,000,000), other
+   managers' deals 0-8 hours and Valery's none. So Vasily's net profit (revenue - cost_price -
+   1,500 * extra_hours) is about 25% of revenue lower than Valery's in every month, roughly 60%
+   lower in total (as in the design card: 100,000 against 250,000 RUB on equal revenue).
 4. **A slipping service department**: ``logistics`` delivers on time 97% of the time and fulfils an
    order in about 3 days, except for deliveries promised in the three months ending two months
    before ``end`` (2026-06 to 2026-08 by default): on-time share 75% and about 5 days' fulfilment.
    It recovers afterwards.
-5. **A KPI pilot with a real uplift**: ``east`` runs the KPI system from ``kpi_since`` = the first of
-   the month 11 months before ``end`` (2025-11-01 by default; the last 12 months). From that month
-   on its managers win ``PILOT_UPLIFT`` = 1.15x as many deals (lost deals unchanged), so its revenue
-   rises by about 15% against the other departments, which have no ``kpi_since`` and no uplift.
+5. **A KPI pilot with a real uplift**: ``east`` runs the KPI system from ``kpi_since`` = the first
+   of the month 11 months before ``end`` (2025-11-01 by default; the last 12 months). From that
+   month on its managers win ``PILOT_UPLIFT`` = 1.15x as many deals (lost deals unchanged), so its
+   revenue rises by about 15% against the other departments, which have no ``kpi_since`` and no
+   uplift.
 
-Other properties: deals close 5-60 days after creation, win rate is about 40%, deals still open at
-``end`` are those created in its last two months; a new client's first won deal is ``new`` and
+Other properties: deals close 5-60 days after creation (so deals closing in the first month were
+created up to 60 days before it, and so were their leads), win rate is about 40%, deals still open
+at ``end`` are those created in its last two months; a new client's first won deal is ``new`` and
 usually large (about one contract of at least 1,500,000 RUB per manager and month), so the clients
 table holds a couple of thousand companies. In ``west`` one regular leaves a third of the way in and
 a replacement is hired the next day. Monthly department revenue plans are 4% above the mean of the
-trend-and-season expectation and the previous year's actual for the same month.
+season-adjusted pre-pilot average and the previous year's actual for the same month, so departments
+without the pilot land at about 92-97% of plan and ``east`` above it once the pilot runs.
 """
 
 import re
@@ -41,6 +46,8 @@ import pandas as pd
 
 from kpilib.errors import ParamsError
 
+__all__ = ["SEASONALITY", "DemoConfig", "GroundTruth", "generate", "ground_truth"]
+
 SEASONALITY: dict[int, float] = {
     1: 0.75, 2: 0.92, 3: 1.18, 4: 1.05, 5: 0.95, 6: 1.00,
     7: 0.90, 8: 0.78, 9: 1.05, 10: 1.08, 11: 1.10, 12: 1.24,
@@ -48,14 +55,23 @@ SEASONALITY: dict[int, float] = {
 STAR_WON_FACTOR = 1.35
 STAR_AMOUNT_FACTOR = 1.3
 PILOT_UPLIFT = 1.15
-HIGH_HOURS = (60.0, 120.0)
+HOURLY_COST = 1_500.0  # the design card's cost of a technical staff hour, RUB
+HIGH_HOURS_COST_SHARE = (0.2, 0.3)  # Vasily's extra-hour cost as a share of a won deal's amount
 ON_TIME_NORMAL, ON_TIME_SLIP = 0.97, 0.75
+# Expected days from closing to delivery: promises fall 2-5 days after closing (3.5 on average);
+# normally orders arrive on the promised day or the day before and late ones 1-4 days after it;
+# in the slip on-time orders arrive on the promised day and late ones 2-10 days after it.
+FULFILMENT_DAYS_NORMAL, FULFILMENT_DAYS_SLIP = 3.1, 5.0
 PILOT_DEPARTMENT, SLIP_DEPARTMENT, SUPPORT_DEPARTMENT = "east", "logistics", "support"
 
 _SALES_IDS = ("north", "south", "east", "west")
-_WON_RATE, _LOST_RATE = 5.0, 7.0  # deals per regular manager and month at seasonal factor 1
-_NEW_SHARE = {"won": 0.32, "lost": 0.55, "open": 0.45}  # deals aimed at a new client
-_SEGMENTS, _SEGMENT_P, _SEGMENT_MULT = ("SMB", "Mid-market", "Enterprise"), (0.5, 0.35, 0.15), (0.6, 1.0, 1.9)  # fmt: skip
+_WON_RATE, _LOST_RATE = 4.5, 7.5  # deals per regular manager and month at seasonal factor 1
+_NEW_SHARE = {"won": 0.38, "lost": 0.55, "open": 0.45}  # deals aimed at a new client
+_SEGMENTS, _SEGMENT_P, _SEGMENT_MULT = (
+    ("SMB", "Mid-market", "Enterprise"),
+    (0.5, 0.35, 0.15),
+    (0.6, 1.0, 1.9),
+)
 _PRODUCTS = (  # name, category, typical amount (RUB), cost share, popularity
     ("CRM licence", "Software", 800_000, 0.42, 0.18),
     ("Analytics module", "Software", 500_000, 0.40, 0.12),
@@ -66,25 +82,42 @@ _PRODUCTS = (  # name, category, typical amount (RUB), cost share, popularity
     ("Support contract", "Services", 450_000, 0.50, 0.12),
     ("Training programme", "Services", 350_000, 0.45, 0.08),
 )
-_TYPE_MULT = {"new": 2.8, "repeat": 1.0, "upsell": 0.8, "cross_sell": 0.9, "subscription": 0.7}
-_EXISTING_TYPES, _EXISTING_P = ("repeat", "upsell", "cross_sell", "subscription"), (0.4, 0.25, 0.2, 0.15)  # fmt: skip
+_TYPE_MULT = {"new": 2.6, "repeat": 1.0, "upsell": 0.8, "cross_sell": 0.9, "subscription": 0.7}
+_EXISTING_TYPES, _EXISTING_P = (
+    ("repeat", "upsell", "cross_sell", "subscription"),
+    (0.4, 0.25, 0.2, 0.15),
+)
 _CHANNELS = ("web", "referral", "cold_call", "event", "partner")
 _CHANNEL_COST = np.array([2_500.0, 1_000.0, 1_800.0, 9_000.0, 6_000.0])
 _CONVERTED_P, _UNCONVERTED_P = (0.3, 0.25, 0.15, 0.12, 0.18), (0.45, 0.08, 0.3, 0.1, 0.07)
 _PROSPECTS = 300  # companies that only ever have lost or open deals
-_FIRST = ("Alexei", "Dmitry", "Sergei", "Andrei", "Ivan", "Mikhail", "Nikolai", "Pavel", "Oleg",
-          "Igor", "Roman", "Maxim", "Olga", "Elena", "Natalia", "Anna", "Maria", "Irina", "Tatiana",
-          "Svetlana", "Ekaterina", "Yulia")  # fmt: skip
-_LAST = ("Ivanov", "Petrov", "Sidorov", "Kuznetsov", "Popov", "Volkov", "Lebedev", "Kozlov",
-         "Morozov", "Novikov", "Fedorov", "Belov", "Egorov", "Pavlov", "Semenov", "Golubev")  # fmt: skip
-_COMPANY_A = ("Volga", "Ural", "Baikal", "Neva", "Amur", "Sever", "Yug", "Vostok", "Zapad", "Kama",
-              "Oka", "Don", "Altai", "Sibir", "Taiga", "Kristall", "Avangard", "Progress", "Zenit",
-              "Vector", "Meridian", "Polyus", "Orion", "Atlant", "Rubin", "Granit", "Start", "Kvant",
-              "Sfera", "Impuls", "Signal", "Forum", "Alfa", "Omega", "Delta", "Vega")  # fmt: skip
-_COMPANY_B = ("Steel", "Foods", "Logistics", "Retail", "Pharma", "Energy", "Agro", "Textile",
-              "Motors", "Telecom", "Build", "Chemicals", "Paper", "Glass", "Trade", "Media",
-              "Systems", "Invest", "Dairy", "Timber", "Metals", "Plast", "Service", "Tech")  # fmt: skip
+# fmt: off
+_FIRST = (
+    "Alexei", "Dmitry", "Sergei", "Andrei", "Ivan", "Mikhail", "Nikolai", "Pavel", "Oleg",
+    "Igor", "Roman", "Maxim", "Olga", "Elena", "Natalia", "Anna", "Maria", "Irina", "Tatiana",
+    "Svetlana", "Ekaterina", "Yulia",
+)
+_LAST = (
+    "Ivanov", "Petrov", "Sidorov", "Kuznetsov", "Popov", "Volkov", "Lebedev", "Kozlov",
+    "Morozov", "Novikov", "Fedorov", "Belov", "Egorov", "Pavlov", "Semenov", "Golubev",
+)
+_COMPANY_A = (
+    "Volga", "Ural", "Baikal", "Neva", "Amur", "Sever", "Yug", "Vostok", "Zapad", "Kama", "Oka",
+    "Don", "Altai", "Sibir", "Taiga", "Kristall", "Avangard", "Progress", "Zenit", "Vector",
+    "Meridian", "Polyus", "Orion", "Atlant", "Rubin", "Granit", "Start", "Kvant", "Sfera",
+    "Impuls", "Signal", "Forum", "Alfa", "Omega", "Delta", "Vega",
+)
+_COMPANY_B = (
+    "Steel", "Foods", "Logistics", "Retail", "Pharma", "Energy", "Agro", "Textile", "Motors",
+    "Telecom", "Build", "Chemicals", "Paper", "Glass", "Trade", "Media", "Systems", "Invest",
+    "Dairy", "Timber", "Metals", "Plast", "Service", "Tech",
+)
+# fmt: on
 _FORMS = ("LLC", "JSC")
+_DEAL_COLUMNS = [
+    "deal_id", "manager_id", "stage", "created_on", "closed_on", "amount", "client_id",
+    "product_id", "cost_price", "extra_hours", "sale_type", "lead_id",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,7 +135,9 @@ class DemoConfig:
             "end must be YYYY-MM" if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", self.end) else "",
             "months must be at least 24" if self.months < 24 else "",
             "sales_departments must be at least 4" if self.sales_departments < 4 else "",
-            "managers_per_department must be at least 6" if self.managers_per_department < 6 else "",
+            "managers_per_department must be at least 6"
+            if self.managers_per_department < 6
+            else "",
         ]
         if any(problems):
             raise ParamsError(f"DemoConfig: {'; '.join(p for p in problems if p)}")
@@ -116,11 +151,14 @@ class GroundTruth:
     star_revenue_factor: float  # star revenue / regular revenue, expected
     high_hours_manager_id: str  # Vasily: same revenue as his peer, far lower net profit
     revenue_peer_id: str  # Valery: same department and tier, no extra hours
-    high_hours_per_won_deal: tuple[float, float]
+    high_hours_cost_share: tuple[float, float]  # his extra hours * hourly_cost / amount
+    hourly_cost: float
     slipping_department_id: str
     slip_months: tuple[str, ...]  # months (YYYY-MM) of promised_on with the slip
     on_time_share_normal: float
     on_time_share_slip: float
+    fulfilment_days_normal: float  # mean days from closed_on to delivered_on
+    fulfilment_days_slip: float
     pilot_department_id: str
     pilot_start: pd.Timestamp  # the pilot department's kpi_since
     pilot_uplift: float  # factor on won deals from pilot_start on
@@ -161,18 +199,28 @@ def generate(config: DemoConfig = DemoConfig()) -> dict[str, pd.DataFrame]:
 
 
 def ground_truth(config: DemoConfig = DemoConfig()) -> GroundTruth:
-    """The planted effects of ``generate(config)``: ids, months and sizes."""
+    """The effects planted by ``generate(config)``.
+
+    Args:
+        config: The same config as given to ``generate``.
+
+    Returns:
+        The ids, months and sizes of the planted effects (see the module docstring).
+    """
     roster = _roster(config, _rngs(config)[0])
     return GroundTruth(
         star_manager_ids=tuple(roster.loc[roster["tier"].eq("star"), "manager_id"]),
-        star_revenue_factor=STAR_WON_FACTOR * STAR_AMOUNT_FACTOR,
+        star_revenue_factor=round(STAR_WON_FACTOR * STAR_AMOUNT_FACTOR, 3),
         high_hours_manager_id=roster.loc[roster["role"].eq("vasily"), "manager_id"].item(),
         revenue_peer_id=roster.loc[roster["role"].eq("valery"), "manager_id"].item(),
-        high_hours_per_won_deal=HIGH_HOURS,
+        high_hours_cost_share=HIGH_HOURS_COST_SHARE,
+        hourly_cost=HOURLY_COST,
         slipping_department_id=SLIP_DEPARTMENT,
         slip_months=tuple(_slip_months(config)),
         on_time_share_normal=ON_TIME_NORMAL,
         on_time_share_slip=ON_TIME_SLIP,
+        fulfilment_days_normal=FULFILMENT_DAYS_NORMAL,
+        fulfilment_days_slip=FULFILMENT_DAYS_SLIP,
         pilot_department_id=PILOT_DEPARTMENT,
         pilot_start=_kpi_since(config),
         pilot_uplift=PILOT_UPLIFT,
@@ -231,30 +279,35 @@ def _roster(config: DemoConfig, rng: np.random.Generator) -> pd.DataFrame:
     roles.append("hire")
     combos = rng.choice(len(_FIRST) * len(_LAST), size=len(roles), replace=False)
     names = [_person(_FIRST[c // len(_LAST)], _LAST[c % len(_LAST)]) for c in combos]
-    names = [{"vasily": "Vasily Orlov", "valery": "Valery Smirnov"}.get(r, n) for r, n in zip(roles, names, strict=True)]  # fmt: skip
+    names = [
+        {"vasily": "Vasily Orlov", "valery": "Valery Smirnov"}.get(r, n)
+        for r, n in zip(roles, names, strict=True)
+    ]
     start = _day(str(_window(config)[0]))
     change = _day(str(_window(config)[config.months // 3]))  # the leaver's successor starts here
     hired = start - rng.integers(60, 2500, len(roles)).astype(float)
     hired[-1] = change
     left = np.where(np.array(roles) == "leaver", change - 1.0, np.nan)
-    return pd.DataFrame({
-        "manager_id": [f"M{i:03d}" for i in range(1, len(roles) + 1)],
-        "department_id": departments,
-        "name": names,
-        "tier": ["star" if r == "star" else "regular" for r in roles],
-        "hired_on": _dates(hired),
-        "left_on": _dates(left),
-        "role": roles,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "manager_id": [f"M{i:03d}" for i in range(1, len(roles) + 1)],
+            "department_id": departments,
+            "name": names,
+            "tier": ["star" if r == "star" else "regular" for r in roles],
+            "hired_on": _dates(hired),
+            "left_on": _dates(left),
+            "role": roles,
+        }
+    )
 
 
 def _person(first: str, last: str) -> str:
-    female = first.endswith("a") and first != "Nikita"
+    female = first.endswith("a")  # true of exactly the women's names in _FIRST
     return f"{first} {last}{'a' if female else ''}"
 
 
 def _skeleton(config: DemoConfig, roster: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Deals by manager with stage, closing and creation day and whether they aim at a new client."""
+    """Deals by manager: stage, closing and creation day, and whether they aim at a new client."""
     months = pd.period_range(_window(config)[0], periods=config.months + 2, freq="M")
     first = np.array([_day(str(m)) for m in months])
     season = np.array([SEASONALITY[m] for m in months.month])
@@ -266,14 +319,27 @@ def _skeleton(config: DemoConfig, roster: pd.DataFrame, rng: np.random.Generator
     won = _WON_RATE * season * star * np.where(pilot, PILOT_UPLIFT, 1.0)
     lost = _LOST_RATE * season * np.ones_like(star)
     parts = []
-    for stage, rate in (("won", won * ~future), ("lost", lost * ~future), ("open", (won + lost) * future)):  # fmt: skip
+    for stage, rate in (
+        ("won", won * ~future),
+        ("lost", lost * ~future),
+        ("open", (won + lost) * future),
+    ):
         cell = np.repeat(np.arange(rate.size), rng.poisson(rate).ravel())
         manager, month = np.divmod(cell, len(months))
         closed = first[month] + np.floor(rng.random(cell.size) * months.days_in_month[month])
         cycle = np.clip(np.rint(rng.lognormal(np.log(24), 0.55, cell.size)), 5, 60)
         new = rng.random(cell.size) < _NEW_SHARE[stage]
-        parts.append(pd.DataFrame({"manager": manager, "stage": stage, "closed": closed,
-                                   "created": closed - cycle, "intent_new": new}))  # fmt: skip
+        parts.append(
+            pd.DataFrame(
+                {
+                    "manager": manager,
+                    "stage": stage,
+                    "closed": closed,
+                    "created": closed - cycle,
+                    "intent_new": new,
+                }
+            )
+        )
     deals = pd.concat(parts, ignore_index=True)
     hired = _days_of(roster["hired_on"])[deals["manager"]]
     left = np.nan_to_num(_days_of(roster["left_on"])[deals["manager"]], nan=np.inf)
@@ -298,7 +364,9 @@ def _days_of(dates: pd.Series) -> np.ndarray:
     return np.where(dates.isna(), np.nan, days)
 
 
-def _assign_clients(deals: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+def _assign_clients(
+    deals: pd.DataFrame, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Give each deal a client and a sale type; return the deals and each client's segment index.
 
     Won deals aimed at a new client found a client of their manager. Deals aimed at an existing
@@ -327,7 +395,9 @@ def _assign_clients(deals: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.D
     return deals.assign(client=client, sale_type=sale_type), segments
 
 
-def _price(deals: pd.DataFrame, segments: np.ndarray, roster: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
+def _price(
+    deals: pd.DataFrame, segments: np.ndarray, roster: pd.DataFrame, rng: np.random.Generator
+) -> pd.DataFrame:
     """Add product, amount, cost_price and extra_hours."""
     n = len(deals)
     base, share, popularity = (np.array([p[k] for p in _PRODUCTS]) for k in (2, 3, 4))
@@ -346,19 +416,25 @@ def _price(deals: pd.DataFrame, segments: np.ndarray, roster: pd.DataFrame, rng:
     cost_share = np.clip(share[product] * rng.uniform(0.95, 1.05, n), 0.4, 0.7)
     hours = rng.poisson(3.0, n) * (rng.random(n) < 0.7)
     vasily = (roster["role"].eq("vasily").to_numpy()[deals["manager"]]) & deals["stage"].eq("won")
-    hours = np.where(vasily, np.rint(rng.uniform(*HIGH_HOURS, n)), hours).astype(float)
+    heavy = np.rint(amount * rng.uniform(*HIGH_HOURS_COST_SHARE, n) / HOURLY_COST)
+    hours = np.where(vasily, heavy, hours).astype(float)
     return deals.assign(
-        product=product, amount=amount, cost_price=(amount * cost_share).round(-2), extra_hours=hours
+        product=product,
+        amount=amount,
+        cost_price=(amount * cost_share).round(-2),
+        extra_hours=hours,
     )
 
 
-def _mirror_peer(deals: pd.DataFrame, segments: np.ndarray, roster: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+def _mirror_peer(
+    deals: pd.DataFrame, segments: np.ndarray, roster: pd.DataFrame, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Replace Valery's deals by a copy of Vasily's with twin clients and no extra hours."""
     vasily, valery = (roster.index[roster["role"].eq(r)][0] for r in ("vasily", "valery"))
     source = deals[deals["manager"].eq(vasily)]
     own = np.unique(source.loc[source["client"] < len(segments) - _PROSPECTS, "client"])
     twin = dict(zip(own, range(len(segments), len(segments) + own.size), strict=True))
-    factor = rng.lognormal(0.0, 0.05, len(source))
+    factor = rng.lognormal(0.0, 0.03, len(source))
     amount = np.clip(source["amount"] * factor, 150_000, 6_000_000).round(-3)
     copy = source.assign(
         manager=valery,
@@ -371,39 +447,47 @@ def _mirror_peer(deals: pd.DataFrame, segments: np.ndarray, roster: pd.DataFrame
     return deals, np.concatenate([segments, segments[own]])
 
 
-def _leads(deals: pd.DataFrame, last_day: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+def _leads(
+    deals: pd.DataFrame, last_day: int, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Leads behind most new-client deals plus the leads that never converted.
 
     Returns:
         The leads table and each deal's lead_id (NaN when the deal did not come from a lead).
     """
     rows = np.flatnonzero(deals["sale_type"].eq("new") & (rng.random(len(deals)) < 0.75))
-    manager = deals["manager"].to_numpy()[rows]
+    manager = deals["manager_id"].to_numpy()[rows]
     created = deals["created"].to_numpy()[rows] - rng.integers(0, 31, rows.size)
     siblings = np.repeat(np.arange(rows.size), rng.poisson(2.0, rows.size))
     sib_created = np.minimum(created[siblings] + rng.integers(-15, 16, siblings.size), last_day)
-    channel = np.concatenate([
-        rng.choice(len(_CHANNELS), rows.size, p=_CONVERTED_P),
-        rng.choice(len(_CHANNELS), siblings.size, p=_UNCONVERTED_P),
-    ])  # fmt: skip
-    leads = pd.DataFrame({
-        "created": np.concatenate([created, sib_created]),
-        "manager": np.concatenate([manager, manager[siblings]]),
-        "channel": np.array(_CHANNELS)[channel],
-        "cost": (_CHANNEL_COST[channel] * rng.lognormal(0.0, 0.3, channel.size)).round(-1),
-        "deal": np.concatenate([rows, np.full(siblings.size, -1)]),
-    }).sort_values(["created", "manager"], kind="stable", ignore_index=True)  # fmt: skip
+    channel = np.concatenate(
+        [
+            rng.choice(len(_CHANNELS), rows.size, p=_CONVERTED_P),
+            rng.choice(len(_CHANNELS), siblings.size, p=_UNCONVERTED_P),
+        ]
+    )
+    leads = pd.DataFrame(
+        {
+            "created": np.concatenate([created, sib_created]),
+            "manager": np.concatenate([manager, manager[siblings]]),
+            "channel": np.array(_CHANNELS)[channel],
+            "cost": (_CHANNEL_COST[channel] * rng.lognormal(0.0, 0.3, channel.size)).round(-1),
+            "deal": np.concatenate([rows, np.full(siblings.size, -1)]),
+        }
+    ).sort_values(["created", "manager"], kind="stable", ignore_index=True)
     lead_id = np.array([f"L{i:06d}" for i in range(1, len(leads) + 1)])
     of_deal = np.full(len(deals), np.nan, dtype=object)
     converted = leads["deal"].to_numpy() >= 0
     of_deal[leads["deal"].to_numpy()[converted]] = lead_id[converted]
-    table = pd.DataFrame({
-        "lead_id": lead_id,
-        "created_on": _dates(leads["created"]),
-        "channel": leads["channel"],
-        "manager_id": [f"M{m + 1:03d}" for m in leads["manager"]],
-        "cost": leads["cost"],
-    })  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "lead_id": lead_id,
+            "created_on": _dates(leads["created"]),
+            "channel": leads["channel"],
+            "manager_id": leads["manager"],
+            "cost": leads["cost"],
+        }
+    )
     return table, of_deal
 
 
@@ -419,12 +503,14 @@ def _deliveries(won: pd.DataFrame, config: DemoConfig, rng: np.random.Generator)
     late = np.where(slip, rng.integers(2, 11, n), rng.integers(1, 5, n))
     delivered = np.where(on_time, promised - early, promised + late).astype(float)
     delivered[delivered > _day(config.end, end=True)] = np.nan  # not delivered yet
-    return pd.DataFrame({
-        "deal_id": won["deal_id"].to_numpy(),
-        "promised_on": _dates(promised),
-        "delivered_on": _dates(delivered),
-        "department_id": SLIP_DEPARTMENT,
-    })
+    return pd.DataFrame(
+        {
+            "deal_id": won["deal_id"].to_numpy(),
+            "promised_on": _dates(promised),
+            "delivered_on": _dates(delivered),
+            "department_id": SLIP_DEPARTMENT,
+        }
+    )
 
 
 def _requests(won: pd.DataFrame, last_day: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -438,14 +524,16 @@ def _requests(won: pd.DataFrame, last_day: int, rng: np.random.Generator) -> pd.
     rows, received, response = rows[keep], received[keep], response[keep]
     order = np.argsort(received, kind="stable")
     answered = np.where(unanswered[keep], np.nan, response)[order]
-    return pd.DataFrame({
-        "request_id": [f"R{i:06d}" for i in range(1, rows.size + 1)],
-        "received_at": _timestamps(received[order]),
-        "first_response_at": _timestamps(answered),
-        "client_id": won["client_id"].to_numpy()[rows[order]],
-        "manager_id": won["manager_id"].to_numpy()[rows[order]],
-        "department_id": SUPPORT_DEPARTMENT,
-    })
+    return pd.DataFrame(
+        {
+            "request_id": [f"R{i:06d}" for i in range(1, rows.size + 1)],
+            "received_at": _timestamps(received[order]),
+            "first_response_at": _timestamps(answered),
+            "client_id": won["client_id"].to_numpy()[rows[order]],
+            "manager_id": won["manager_id"].to_numpy()[rows[order]],
+            "department_id": SUPPORT_DEPARTMENT,
+        }
+    )
 
 
 def _plans(deals: pd.DataFrame, config: DemoConfig) -> pd.DataFrame:
@@ -464,13 +552,15 @@ def _plans(deals: pd.DataFrame, config: DemoConfig) -> pd.DataFrame:
     expected = baseline[:, None] * season
     last_year = actual.shift(12, axis=1).to_numpy()
     target = 1.04 * (expected + np.where(np.isnan(last_year), expected, last_year)) / 2
-    return pd.DataFrame({
-        "period": np.tile(window.strftime("%Y-%m"), len(actual)),
-        "metric": "revenue",
-        "target": target.round(-4).ravel(),
-        "department_id": np.repeat(actual.index.to_numpy(), len(window)),
-        "manager_id": pd.Series(np.nan, index=range(target.size), dtype="str"),
-    })
+    return pd.DataFrame(
+        {
+            "period": np.tile(window.strftime("%Y-%m"), len(actual)),
+            "metric": "revenue",
+            "target": target.round(-4).ravel(),
+            "department_id": np.repeat(actual.index.to_numpy(), len(window)),
+            "manager_id": pd.Series(np.nan, index=range(target.size), dtype="str"),
+        }
+    )
 
 
 def _months_of(days: pd.Series) -> pd.PeriodIndex:
@@ -487,12 +577,14 @@ def _departments(config: DemoConfig) -> pd.DataFrame:
     sales = _sales_ids(config.sales_departments)
     ids = [*sales, SLIP_DEPARTMENT, SUPPORT_DEPARTMENT]
     names = [d.capitalize() if d in _SALES_IDS else f"Sales {d[5:]}" for d in sales]
-    return pd.DataFrame({
-        "department_id": ids,
-        "name": [*names, "Logistics", "Support"],
-        "kind": ["sales"] * len(sales) + ["service"] * 2,
-        "kpi_since": [_kpi_since(config) if d == PILOT_DEPARTMENT else pd.NaT for d in ids],
-    }).astype({"kpi_since": "datetime64[us]"})
+    return pd.DataFrame(
+        {
+            "department_id": ids,
+            "name": [*names, "Logistics", "Support"],
+            "kind": ["sales"] * len(sales) + ["service"] * 2,
+            "kpi_since": [_kpi_since(config) if d == PILOT_DEPARTMENT else pd.NaT for d in ids],
+        }
+    ).astype({"kpi_since": "datetime64[us]"})
 
 
 def _clients(segments: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -500,11 +592,16 @@ def _clients(segments: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
     pick = rng.choice(combos, segments.size, replace=segments.size > combos)
     a, rest = np.divmod(pick, len(_COMPANY_B) * len(_FORMS))
     b, form = np.divmod(rest, len(_FORMS))
-    return pd.DataFrame({
-        "client_id": _client_ids(np.arange(segments.size)),
-        "name": [f"{_COMPANY_A[i]} {_COMPANY_B[j]} {_FORMS[k]}" for i, j, k in zip(a, b, form)],
-        "segment": np.array(_SEGMENTS)[segments],
-    })
+    return pd.DataFrame(
+        {
+            "client_id": _client_ids(np.arange(segments.size)),
+            "name": [
+                f"{_COMPANY_A[i]} {_COMPANY_B[j]} {_FORMS[k]}"
+                for i, j, k in zip(a, b, form, strict=True)
+            ],
+            "segment": np.array(_SEGMENTS)[segments],
+        }
+    )
 
 
 def _client_ids(index: np.ndarray) -> list[str]:
@@ -512,26 +609,20 @@ def _client_ids(index: np.ndarray) -> list[str]:
 
 
 def _products() -> pd.DataFrame:
-    return pd.DataFrame({
-        "product_id": [f"P{i:02d}" for i in range(1, len(_PRODUCTS) + 1)],
-        "name": [p[0] for p in _PRODUCTS],
-        "category": [p[1] for p in _PRODUCTS],
-    })
+    return pd.DataFrame(
+        {
+            "product_id": [f"P{i:02d}" for i in range(1, len(_PRODUCTS) + 1)],
+            "name": [p[0] for p in _PRODUCTS],
+            "category": [p[1] for p in _PRODUCTS],
+        }
+    )
 
 
 def _deals_table(deals: pd.DataFrame, lead_id: np.ndarray) -> pd.DataFrame:
-    is_open = deals["stage"].eq("open")
-    return pd.DataFrame({
-        "deal_id": deals["deal_id"],
-        "manager_id": deals["manager_id"],
-        "stage": deals["stage"],
-        "created_on": _dates(deals["created"]),
-        "closed_on": _dates(deals["closed"].where(~is_open)),
-        "amount": deals["amount"],
-        "client_id": deals["client_id"],
-        "product_id": [f"P{p + 1:02d}" for p in deals["product"]],
-        "cost_price": deals["cost_price"],
-        "extra_hours": deals["extra_hours"],
-        "sale_type": deals["sale_type"],
-        "lead_id": pd.Series(lead_id, dtype="str"),
-    })
+    table = deals.assign(
+        created_on=_dates(deals["created"]),
+        closed_on=_dates(deals["closed"].where(deals["stage"].ne("open"))),
+        product_id=[f"P{p + 1:02d}" for p in deals["product"]],
+        lead_id=pd.Series(lead_id, dtype="str"),
+    )
+    return table[_DEAL_COLUMNS]
