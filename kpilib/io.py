@@ -51,9 +51,10 @@ class Problem:
             for row, value in zip(self.rows[:_SHOWN_ROWS], self.values[:_SHOWN_ROWS], strict=False)
         )
         more = f", and {len(self.rows) - _SHOWN_ROWS} more" if len(self.rows) > _SHOWN_ROWS else ""
-        count = len(self.rows) or 1
         where = f"{self.table}.{self.column}" if self.column else self.table
-        return f"- {where}: {self.rule}: {count} row(s){': ' + shown if shown else ''}{more}"
+        if not self.rows:
+            return f"- {where}: {self.rule}"
+        return f"- {where}: {self.rule}: {len(self.rows)} row(s): {shown}{more}"
 
 
 def find_tables(folder: Path) -> dict[str, Path]:
@@ -111,6 +112,13 @@ def _problems_from_pandera(table: str, errors: pa.errors.SchemaErrors) -> list[P
     cases = errors.failure_cases.copy()
     cases["column"] = cases["column"].fillna("").astype(str)
     cases["check"] = cases["check"].astype(str)
+    missing = cases["check"].eq("column_in_dataframe")
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"].astype(str)
+    # A table-wide rule fails once per column of each offending row: report it once, by rows.
+    table_wide = cases["schema_context"].eq("DataFrameSchema") & ~missing
+    cases.loc[table_wide, "column"] = ""
+    cases.loc[table_wide, "failure_case"] = None
+    cases = cases.drop_duplicates(["column", "check", "index"])
     # A value that failed coercion also fails the dtype check and any comparison check of that
     # column; the coercion failure is the one worth telling.
     coerced = set(cases.loc[cases["check"].str.startswith("coerce_dtype"), "column"])
@@ -120,10 +128,17 @@ def _problems_from_pandera(table: str, errors: pa.errors.SchemaErrors) -> list[P
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         rows = tuple(int(i) + 1 for i in group["index"].dropna())
         values = tuple("" if pd.isna(v) else repr(str(v))[:60] for v in group["failure_case"])
-        if not rows:
-            values = ()
-        problems.append(Problem(table, str(column), _rule_text(str(check)), rows, values))
+        problems.append(Problem(table, column, _rule_text(check), rows, values if rows else ()))
     return problems
+
+
+_TYPE_NAMES = {"'datetime64[ns]'": "a date", "'float64'": "a number", "'str'": "text"}
+_RULES = [
+    (re.compile(r"coerce_dtype\((.*)\)"), "cannot be read as {}"),
+    (re.compile(r"isin\(\[(.*)\]\)"), "must be one of {}"),
+    (re.compile(r"greater_than_or_equal_to\((.*)\)"), "must be at least {}"),
+    (re.compile(r"str_matches\('(.*)'\)"), "must match the pattern {}"),
+]
 
 
 def _rule_text(check: str) -> str:
@@ -134,8 +149,11 @@ def _rule_text(check: str) -> str:
     }
     if check in readable:
         return readable[check]
-    if check.startswith("coerce_dtype"):
-        return f"cannot be read as {check[len('coerce_dtype(') : -1]}"
+    for pattern, template in _RULES:
+        matched = pattern.fullmatch(check)
+        if matched:
+            value = matched.group(1)
+            return template.format(_TYPE_NAMES.get(value, value.replace("'", "")))
     return check
 
 
@@ -254,7 +272,9 @@ def validate_tables(
         problems += found
         if frame is not None:
             validated[table] = frame
-    problems += _foreign_key_problems(validated)
+    problems += _foreign_key_problems(
+        {table: validated.get(table, raw.reset_index(drop=True)) for table, raw in tables.items()}
+    )
     if problems:
         raise DataContractError(
             f"Data source {source} breaks the data contract ({len(problems)} problem(s); rows are "
@@ -281,23 +301,31 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, fmt: str = "c
     return written
 
 
-class _StrictBoolLoader(yaml.SafeLoader):
-    """YAML 1.2 style booleans: only true/false; ``NO``, ``on``, ``yes`` stay strings."""
+class _CodeKeepingLoader(yaml.SafeLoader):
+    """YAML 1.2 style scalars: only true/false are booleans and only plain decimals integers.
+
+    ``NO``, ``on``, ``yes`` stay strings, and so do codes such as ``007`` or ``1:20`` that YAML 1.1
+    would read as octal or sexagesimal numbers.
+    """
 
 
-_StrictBoolLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"}
+_CodeKeepingLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_StrictBoolLoader.add_implicit_resolver(
+_CodeKeepingLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CodeKeepingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping with a safe loader (no code, only true/false as booleans)."""
     try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictBoolLoader)
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CodeKeepingLoader)
     except OSError as exc:
         raise ParamsError(f"Cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

@@ -472,7 +472,7 @@ def indicators(
     settings = settings or MetricSettings()
     index = index if index is not None else entities(crm, period, level)
     chosen = metrics or tuple(METRICS)
-    if period < first_month(crm):
+    if crm.deals.empty or period < first_month(crm):
         return pd.DataFrame(np.nan, index=index, columns=list(chosen), dtype=float)
     ctx = _Context(
         crm=crm,

@@ -25,6 +25,14 @@ _WEIGHT_TOLERANCE = 1e-6
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_min_length=1)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        # A key left blank in YAML reads as None: an error, not a silent "use the default".
+        if value is None:
+            raise ValueError("empty value; give a value or leave the key out")
+        return value
+
 
 class Target(_Strict):
     """A KPI's target.

@@ -18,7 +18,7 @@ def parse_month(text: str) -> pd.Period:
         period = pd.Period(str(text), freq="M")
     except (ValueError, TypeError) as exc:
         raise ParamsError(f"Period {text!r} is not a month in the form YYYY-MM.") from exc
-    if f"{period:%Y-%m}" != str(text).strip():
+    if pd.isna(period) or f"{period:%Y-%m}" != str(text).strip():
         raise ParamsError(f"Period {text!r} is not a month in the form YYYY-MM.")
     return period
 

@@ -20,6 +20,17 @@ DEPARTMENT_KINDS = ("sales", "service")
 DEFAULT_TIER = "regular"
 
 
+def _not_before(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    """Row-wise ``later >= earlier``; rows where either is missing or unreadable pass.
+
+    An unreadable date is already reported as a conversion failure of its own column; reading
+    both sides leniently here keeps the order rule checked on every other row.
+    """
+    later = pd.to_datetime(later, errors="coerce", format="mixed")
+    earlier = pd.to_datetime(earlier, errors="coerce", format="mixed")
+    return later.isna() | earlier.isna() | (later >= earlier)
+
+
 class _Contract(pa.DataFrameModel):
     class Config:
         coerce = True
@@ -78,7 +89,7 @@ class Deals(_Contract):
     def closed_after_created(cls, df: pd.DataFrame) -> Series[bool]:
         if "closed_on" not in df:
             return pd.Series(True, index=df.index)
-        return df["closed_on"].isna() | (df["closed_on"] >= df["created_on"])
+        return _not_before(df["closed_on"], df["created_on"])
 
 
 class Deliveries(_Contract):
@@ -100,7 +111,7 @@ class Requests(_Contract):
     def response_after_receipt(cls, df: pd.DataFrame) -> Series[bool]:
         if "first_response_at" not in df:
             return pd.Series(True, index=df.index)
-        return df["first_response_at"].isna() | (df["first_response_at"] >= df["received_at"])
+        return _not_before(df["first_response_at"], df["received_at"])
 
 
 class Leads(_Contract):

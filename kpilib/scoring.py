@@ -73,7 +73,10 @@ def weighted_score(attainments: pd.Series, weights: pd.Series) -> tuple[float, f
     total = float(weights.sum())
     if covered == 0:
         return math.nan, 0.0
-    return float((attainments[known] * weights[known]).sum() / covered), covered / total
+    mean = float((attainments[known] * weights[known]).sum() / covered)
+    # A weighted mean lies between its extremes; clamp away floating-point overshoot of the cap.
+    low, high = float(attainments[known].min()), float(attainments[known].max())
+    return min(max(mean, low), high), covered / total
 
 
 def kpi_target(kpi: Kpi, baseline: float, tier: str | None) -> float:

@@ -52,11 +52,23 @@ def test_score_table_and_csv_formats_list_every_manager(example_source, capsys):
 
 
 def test_set_overrides_the_technical_hour_cost(example_source, capsys):
-    main(["score", str(example_source), "--period", "2025-03", "--format", "json",
-          "--set", "technical_hour_cost=2000"])
+    main(
+        [
+            "score",
+            str(example_source),
+            "--period",
+            "2025-03",
+            "--format",
+            "json",
+            "--set",
+            "technical_hour_cost=2000",
+        ]
+    )
     managers = json.loads(capsys.readouterr().out)["managers"]
-    assert 50_000.0 == next(m for m in managers if m["manager_id"] == "vasily")["metrics"][
-        "net_profit"]
+    assert (
+        50_000.0
+        == next(m for m in managers if m["manager_id"] == "vasily")["metrics"]["net_profit"]
+    )
 
 
 def test_bad_data_exits_2_with_a_message_not_a_traceback(tmp_path, caplog):

@@ -104,8 +104,10 @@ def test_results_json_headline_matches_the_department_roll_up(report):
     results = monthly_json(report)
     department = report.card.departments.iloc[0]
     assert department["score"] == results["headline"]["score"]
-    assert report.card.department_metrics.loc["north", "net_profit"] == results["headline"][
-        "net_profit"]
+    assert (
+        report.card.department_metrics.loc["north", "net_profit"]
+        == results["headline"]["net_profit"]
+    )
 
 
 def test_provenance_records_fingerprint_and_scheme(report):

@@ -33,8 +33,22 @@ def batch(demo_source, tmp_path_factory) -> tuple[int, Path]:
     (params / "departments").mkdir(exist_ok=True)
     (params / "departments" / "south.yaml").write_text("trend_months: 12\ncolour: red\n")
     out = tmp_path_factory.mktemp("reports")
-    code = main(["run", "monthly", "--data", str(demo_source), "--params", str(params),
-                 "--out", str(out), "--department", "north", "--department", "south"])
+    code = main(
+        [
+            "run",
+            "monthly",
+            "--data",
+            str(demo_source),
+            "--params",
+            str(params),
+            "--out",
+            str(out),
+            "--department",
+            "north",
+            "--department",
+            "south",
+        ]
+    )
     return code, out
 
 
@@ -43,8 +57,15 @@ def test_batch_writes_report_notebook_and_results_beside_each_other(batch):
     folder = out / "monthly" / PERIOD
     assert {"north.html", "north.ipynb", "north.kpis.json"} <= {p.name for p in folder.iterdir()}
     html = (folder / "north.html").read_text()
-    for section in ("Findings", "Department roll-up", "Scorecard per manager",
-                    "Net profit per manager", "Revenue structure", "Trends", "Provenance"):
+    for section in (
+        "Findings",
+        "Department roll-up",
+        "Scorecard per manager",
+        "Net profit per manager",
+        "Revenue structure",
+        "Trends",
+        "Provenance",
+    ):
         assert section in html
     assert "Vasily" in html
     assert "Traceback" not in html and "Warning" not in html
@@ -61,7 +82,8 @@ def test_results_json_matches_the_documented_shape(batch):
     assert PERIOD == results["period"]
     assert "north" == results["department_id"]
     assert {"manager_id", "department_id", "tier", "score", "metrics", "kpis"} <= set(
-        results["managers"][0])
+        results["managers"][0]
+    )
     assert results["headline"]["revenue"] > 0
 
 
@@ -81,10 +103,14 @@ def test_a_failing_department_is_reported_and_the_batch_exits_non_zero(batch):
 
 
 def _notebook(path: Path, source: str) -> Path:
-    params = "x = 1\nresults_path = \"\""
+    params = 'x = 1\nresults_path = ""'
     cell = nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})
     nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(source)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
     return path
 

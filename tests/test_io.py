@@ -1,0 +1,488 @@
+"""Reading, validating and writing data sources; reading YAML."""
+
+# STYLE.md: asserts read `expected == actual`, which ruff's SIM300 calls a Yoda condition.
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kpilib.errors import DataContractError, ParamsError
+from kpilib.io import read_source, read_yaml, validate_tables, write_tables
+from kpilib.testing import vasily_valery, vasily_valery_tables
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def write_files(tables: dict[str, pd.DataFrame], folder: Path, suffix: str = "csv") -> Path:
+    """Write raw tables the way a CRM export would: one file per table, no index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        path = folder / f"{name}.{suffix}"
+        if suffix == "csv":
+            frame.to_csv(path, index=False)
+        elif suffix == "parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_excel(path, index=False)
+    return folder
+
+
+def contract_error(tables: dict[str, pd.DataFrame]) -> str:
+    """The message of the DataContractError that validating `tables` raises."""
+    with pytest.raises(DataContractError) as raised:
+        validate_tables(tables)
+    return str(raised.value)
+
+
+def lines_with(message: str, rule: str) -> list[str]:
+    return [line for line in message.splitlines() if rule in line]
+
+
+def reported_rows(line: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\brow (\d+)", line)]
+
+
+def problem_count(message: str) -> int:
+    return int(re.search(r"\((\d+) problem\(s\)", message).group(1))
+
+
+def small_source() -> dict[str, pd.DataFrame]:
+    """Two managers and three valid deals (rows 1-3), all text, ready to be broken."""
+    managers = pd.DataFrame(
+        {"manager_id": ["m1", "m2"], "department_id": ["d1", "d1"]}, dtype="str"
+    )
+    deals = pd.DataFrame(
+        {
+            "deal_id": ["d1", "d2", "d3"],
+            "manager_id": ["m1", "m1", "m2"],
+            "stage": ["won", "won", "lost"],
+            "created_on": ["2025-03-01", "2025-03-02", "2025-03-03"],
+            "closed_on": ["2025-03-05", "2025-03-06", "2025-03-07"],
+            "amount": ["100", "200", "300"],
+        },
+        dtype="str",
+    )
+    return {"managers": managers, "deals": deals}
+
+
+def broken(table: str, row: int, **values: str | None) -> dict[str, pd.DataFrame]:
+    """`small_source` with the given cells of one 1-based data row replaced."""
+    tables = small_source()
+    if table == "plans":
+        tables["plans"] = pd.DataFrame(
+            {"period": ["2025-03"], "metric": ["revenue"], "target": ["1000"]}, dtype="str"
+        )
+    frame = tables[table]
+    for column, value in values.items():
+        if column not in frame:
+            frame[column] = pd.Series([None] * len(frame), dtype="str")
+        frame.loc[row - 1, column] = value
+    return tables
+
+
+# --- reading a valid source -------------------------------------------------------------------
+
+
+def test_a_valid_folder_of_csv_reads_every_table_without_losing_a_row(tmp_path, raw_sales):
+    folder = write_files(raw_sales, tmp_path / "source")
+    crm = read_source(folder)
+    file_rows = {
+        name: len((folder / f"{name}.csv").read_text().splitlines()) - 1 for name in raw_sales
+    }
+    assert file_rows == {name: len(getattr(crm, name)) for name in raw_sales}
+    assert str(folder) == crm.source
+    assert "" != crm.fingerprint
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "xlsx"])
+def test_parquet_and_excel_sources_read_like_csv(tmp_path, raw_sales, suffix):
+    from_csv = read_source(write_files(raw_sales, tmp_path / "csv"))
+    other = read_source(write_files(raw_sales, tmp_path / suffix, suffix))
+    for name in raw_sales:
+        pd.testing.assert_frame_equal(getattr(from_csv, name), getattr(other, name))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "xlsx"])
+def test_identifiers_like_007_no_and_na_stay_strings(tmp_path, suffix):
+    tables = {
+        "managers": pd.DataFrame(
+            {"manager_id": ["007", "NO", "NA"], "department_id": ["01", "01", "NULL"]}, dtype="str"
+        ),
+        "deals": pd.DataFrame(
+            {
+                "deal_id": ["0001"],
+                "manager_id": ["007"],
+                "stage": ["won"],
+                "created_on": ["2025-03-01"],
+                "closed_on": ["2025-03-02"],
+                "amount": ["10"],
+                "client_id": ["NA"],
+            },
+            dtype="str",
+        ),
+    }
+    crm = read_source(write_files(tables, tmp_path, suffix))
+    assert ["007", "NO", "NA"] == crm.managers["manager_id"].tolist()
+    assert ["01", "01", "NULL"] == crm.managers["department_id"].tolist()
+    assert ["0001", "007", "NA"] == crm.deals.loc[
+        0, ["deal_id", "manager_id", "client_id"]
+    ].tolist()
+
+
+def test_an_empty_cell_is_missing_and_the_row_is_kept(tmp_path):
+    folder = write_files(vasily_valery_tables(), tmp_path)
+    (folder / "deals.csv").write_text(
+        "deal_id,manager_id,stage,created_on,closed_on,amount\n"
+        "1,vasily,open,2025-03-03,,400000\n"
+        "2,valery,won,2025-03-05,2025-03-24,400000\n"
+    )
+    deals = read_source(folder).deals
+    assert ["1", "2"] == deals["deal_id"].tolist()
+    assert [True, False] == deals["closed_on"].isna().tolist()
+
+
+# --- refusing a source ------------------------------------------------------------------------
+
+
+def test_a_folder_without_the_required_tables_is_refused_naming_them(tmp_path):
+    write_files({"clients": pd.DataFrame({"client_id": ["c1"]})}, tmp_path)
+    with pytest.raises(DataContractError, match=r"lacks the required table\(s\) managers, deals "):
+        read_source(tmp_path)
+
+
+def test_in_memory_tables_without_deals_are_refused_naming_deals():
+    with pytest.raises(DataContractError, match=r"required table\(s\) deals\."):
+        validate_tables({"managers": small_source()["managers"]})
+
+
+def test_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(DataContractError, match="not a folder"):
+        read_source(tmp_path / "nowhere")
+
+
+def test_a_table_present_in_two_formats_is_refused(tmp_path):
+    folder = write_files(vasily_valery_tables(), tmp_path)
+    write_files({"deals": vasily_valery_tables()["deals"]}, folder, "xlsx")
+    with pytest.raises(DataContractError, match="more than one file") as raised:
+        read_source(folder)
+    assert "deals: deals.csv, deals.xlsx" in str(raised.value)
+
+
+# One broken rule at a time: (input, where, rule, rows). `where` is ``table.column`` for a
+# column's rule and the table alone for a rule across columns.
+ONE_PROBLEM = [
+    pytest.param(
+        broken("deals", 2, created_on="2025-02-30"),
+        "deals.created_on",
+        "cannot be read as a date",
+        [2],
+        id="unparseable-date",
+    ),
+    pytest.param(
+        broken("deals", 3, amount="-5"),
+        "deals.amount",
+        "must be at least 0",
+        [3],
+        id="negative-amount",
+    ),
+    pytest.param(
+        broken("deals", 2, stage="pending"),
+        "deals.stage",
+        "must be one of open, won, lost",
+        [2],
+        id="unknown-stage",
+    ),
+    pytest.param(
+        broken("deals", 3, deal_id="d1"),
+        "deals.deal_id",
+        "values must be unique",
+        [1, 3],
+        id="duplicate-id",
+    ),
+    pytest.param(
+        broken("deals", 3, manager_id="ghost"),
+        "deals.manager_id",
+        "must refer to an existing managers.manager_id",
+        [3],
+        id="unknown-manager",
+    ),
+    pytest.param(
+        broken("deals", 2, closed_on=None),
+        "deals",
+        "closed_on is required for won and lost deals",
+        [2],
+        id="won-without-close",
+    ),
+    pytest.param(
+        broken("deals", 3, closed_on="2025-03-01"),
+        "deals",
+        "closed_on must not be before created_on",
+        [3],
+        id="closed-before-created",
+    ),
+    pytest.param(
+        broken("plans", 1, manager_id="m1", department_id="d1"),
+        "plans",
+        "exactly one of manager_id and department_id must be set",
+        [1],
+        id="plan-with-two-owners",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tables", "where", "rule", "rows"), ONE_PROBLEM)
+def test_a_broken_rule_is_one_problem_naming_table_column_rule_count_and_rows(
+    tables, where, rule, rows
+):
+    message = contract_error(tables)
+    lines = lines_with(message, rule)
+    assert 1 == problem_count(message)
+    assert 1 == len(lines)
+    assert lines[0].startswith(f"- {where}")
+    assert f": {len(rows)} row(s): " in lines[0]
+    assert rows == reported_rows(lines[0])
+
+
+def test_an_unparseable_date_names_table_column_rule_and_row():
+    message = contract_error(broken("deals", 2, created_on="2025-02-30"))
+    [line] = lines_with(message, "cannot be read as")
+    assert (
+        "- deals.created_on: cannot be read as a date: 1 row(s): row 2 ('2025-02-30')"
+        == line
+    )
+
+
+def test_a_problem_shows_its_first_five_rows_and_counts_the_rest():
+    tables = small_source()
+    tables["deals"] = pd.concat([tables["deals"]] * 3, ignore_index=True).assign(
+        deal_id=[f"d{n}" for n in range(9)], amount=["1", "-1", "-2"] * 3
+    )
+    [line] = lines_with(contract_error(tables), "must be at least 0")
+    assert "- deals.amount: must be at least 0: 6 row(s): " in line
+    assert [2, 3, 5, 6, 8] == reported_rows(line)
+    assert line.endswith(", and 1 more")
+    assert "row 2 ('-1.0')" in line
+
+
+def test_problems_of_several_tables_are_collected_into_one_error():
+    tables = broken("deals", 2, amount="-5")
+    tables["deals"].loc[2, "stage"] = "pending"
+    managers = tables["managers"]
+    tables["managers"] = pd.concat([managers, managers.iloc[[0]]], ignore_index=True)
+    tables["plans"] = pd.DataFrame(
+        {"period": ["2025-3"], "metric": ["revenue"], "target": ["1"], "department_id": ["d1"]},
+        dtype="str",
+    )
+    message = contract_error(tables)
+    expected = {
+        "- managers.manager_id: values must be unique": [1, 3],
+        "- deals.amount: must be at least 0": [2],
+        "- deals.stage: must be one of open, won, lost": [3],
+        "- plans.period: must match the pattern": [1],
+    }
+    assert expected == {
+        start: reported_rows(line)
+        for start in expected
+        for line in message.splitlines()
+        if line.startswith(start)
+    }
+    assert 4 == problem_count(message)
+
+
+def test_an_unparseable_date_does_not_hide_a_deal_closed_before_it_was_created():
+    tables = broken("deals", 2, created_on="someday")
+    tables["deals"].loc[2, "closed_on"] = "2025-03-01"
+    [line] = lines_with(contract_error(tables), "closed_on must not be before created_on")
+    assert [3] == reported_rows(line)
+
+
+def test_an_unparseable_timestamp_does_not_hide_a_response_before_its_request():
+    tables = small_source()
+    tables["requests"] = pd.DataFrame(
+        {
+            "request_id": ["r1", "r2"],
+            "received_at": ["yesterday", "2025-03-03 10:00:00"],
+            "first_response_at": [None, "2025-03-03 09:00:00"],
+        },
+        dtype="str",
+    )
+    [line] = lines_with(contract_error(tables), "first_response_at must not be before received_at")
+    assert [2] == reported_rows(line)
+
+
+def test_an_unknown_manager_is_reported_even_when_the_deals_have_other_problems():
+    tables = broken("deals", 2, amount="-5")
+    tables["deals"].loc[2, "manager_id"] = "ghost"
+    [line] = lines_with(contract_error(tables), "must refer to an existing managers.manager_id")
+    assert line.startswith("- deals.manager_id")
+    assert [3] == reported_rows(line)
+
+
+def test_every_problem_of_a_bad_source_is_collected_into_one_error():
+    deals = pd.DataFrame(
+        {
+            "deal_id": ["d1", "d2", "d3", "d4", "d1", "d6", "d7", "d8"],
+            "manager_id": ["m1", "m1", "m1", "m1", "m1", "m1", "m1", "ghost"],
+            "stage": ["won", "won", "won", "pending", "won", "won", "lost", "won"],
+            "created_on": ["2025-03-01", "2025-02-30"] + ["2025-03-01"] * 6,
+            "closed_on": ["2025-03-05"] * 5 + [None, "2025-02-01", "2025-03-05"],
+            "amount": ["100", "100", "-5", "100", "100", "100", "100", "100"],
+        },
+        dtype="str",
+    )
+    plans = pd.DataFrame(
+        {
+            "period": ["2025-03"],
+            "metric": ["revenue"],
+            "target": ["1"],
+            "manager_id": ["m1"],
+            "department_id": ["d1"],
+        },
+        dtype="str",
+    )
+    message = contract_error(
+        {"managers": small_source()["managers"], "deals": deals, "plans": plans}
+    )
+    expected = {
+        "cannot be read as a date": [2],
+        "must be at least 0": [3],
+        "must be one of open, won, lost": [4],
+        "values must be unique": [1, 5],
+        "closed_on is required for won and lost deals": [6],
+        "closed_on must not be before created_on": [7],
+        "must refer to an existing managers.manager_id": [8],
+        "exactly one of manager_id and department_id must be set": [1],
+    }
+    assert expected == {
+        rule: [row for line in lines_with(message, rule) for row in reported_rows(line)]
+        for rule in expected
+    }
+    assert 8 == problem_count(message)
+
+
+# --- contract defaults ------------------------------------------------------------------------
+
+
+def test_a_manager_without_a_tier_column_is_regular():
+    assert ["regular", "regular"] == vasily_valery().managers["tier"].tolist()
+
+
+def test_a_blank_tier_becomes_regular_with_a_note(sales_crm):
+    assert ["star", "regular", "regular"] == sales_crm.managers["tier"].tolist()
+    assert ["1 manager(s) without a tier: 'regular' assumed."] == [
+        note for note in sales_crm.notes if "tier" in note
+    ]
+
+
+def test_sale_type_is_derived_from_each_clients_first_won_deal_with_a_note(sales_crm):
+    expected = {
+        "d01": "new",  # c1's first won deal
+        "d02": "new",  # c2's first won deal
+        "d03": "new",  # c3's first won deal
+        "d11": "new",  # c4's first won deal
+        "d12": "repeat",  # c1 again, a year later
+        "d13": "repeat",  # lost, but c2 was won before it was created
+        "d14": "new",  # c5's first won deal
+        "d15": "repeat",  # open, c2 was won before
+        "d16": "repeat",  # c3 again
+    }
+    assert expected == dict(
+        zip(sales_crm.deals["deal_id"], sales_crm.deals["sale_type"], strict=True)
+    )
+    assert any(
+        note.startswith("9 deal(s) without a sale type: derived") for note in sales_crm.notes
+    )
+
+
+def test_a_sale_type_given_by_the_source_is_kept(raw_sales):
+    raw_sales["deals"]["sale_type"] = pd.Series([None] * 9, dtype="str")
+    raw_sales["deals"].loc[4, "sale_type"] = "upsell"  # d12
+    crm = validate_tables(raw_sales)
+    types = dict(zip(crm.deals["deal_id"], crm.deals["sale_type"], strict=True))
+    assert ("upsell", "new") == (types["d12"], types["d11"])
+    assert any(note.startswith("8 deal(s) without a sale type") for note in crm.notes)
+
+
+# --- YAML -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("NO", "NO"),
+        ("on", "on"),
+        ("yes", "yes"),
+        ("off", "off"),
+        pytest.param("007", "007"),
+        ("true", True),
+        ("false", False),
+        ("1500", 1500),
+    ],
+)
+def test_read_yaml_keeps_codes_as_strings_and_only_true_false_as_booleans(tmp_path, text, expected):
+    path = tmp_path / "values.yaml"
+    path.write_text(f"value: {text}\n")
+    assert {"value": expected} == read_yaml(path)
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "42\n"])
+def test_read_yaml_refuses_a_file_that_is_not_a_mapping(tmp_path, text):
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=re.escape(f"{path} must hold a mapping")):
+        read_yaml(path)
+
+
+def test_read_yaml_reads_an_empty_file_as_an_empty_mapping(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing yet\n")
+    assert {} == read_yaml(path)
+
+
+def test_read_yaml_names_the_file_of_invalid_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("a: [1, 2\n")
+    with pytest.raises(ParamsError, match=re.escape(f"{path} is not valid YAML")):
+        read_yaml(path)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_write_tables_then_read_source_round_trips(tmp_path, sales_crm, fmt):
+    names = [
+        "departments",
+        "managers",
+        "clients",
+        "products",
+        "deals",
+        "deliveries",
+        "requests",
+        "leads",
+    ]
+    write_tables({name: getattr(sales_crm, name) for name in names}, tmp_path, fmt)
+    again = read_source(tmp_path)
+    for name in names:
+        pd.testing.assert_frame_equal(getattr(sales_crm, name), getattr(again, name))
+
+
+def test_write_tables_replaces_a_table_written_in_another_format(tmp_path, sales_crm):
+    tables = {"managers": sales_crm.managers, "deals": sales_crm.deals}
+    write_tables(tables, tmp_path, "csv")
+    write_tables(tables, tmp_path, "parquet")
+    assert ["deals.parquet", "managers.parquet"] == sorted(p.name for p in tmp_path.iterdir())
+    assert 9 == len(read_source(tmp_path).deals)
+
+
+def test_the_fingerprint_changes_with_the_data_and_only_with_it(tmp_path):
+    first = read_source(write_files(vasily_valery_tables(), tmp_path / "a")).fingerprint
+    same = read_source(write_files(vasily_valery_tables(), tmp_path / "b")).fingerprint
+    changed_tables = vasily_valery_tables()
+    changed_tables["deals"].loc[0, "amount"] = "400001"
+    changed = read_source(write_files(changed_tables, tmp_path / "c")).fingerprint
+    assert (first, True) == (same, first != changed)

@@ -1,0 +1,104 @@
+"""Reporting periods: parsing months, their bounds, and the latest complete month."""
+
+# STYLE.md: asserts read `expected == actual`, which ruff's SIM300 calls a Yoda condition.
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kpilib.errors import ParamsError
+from kpilib.io import validate_tables
+from kpilib.periods import (
+    bounds,
+    in_period,
+    latest_complete_month,
+    months_ending,
+    parse_month,
+    resolve_period,
+)
+from kpilib.schemas import CRM
+
+MARCH = pd.Period("2025-03", freq="M")
+
+
+def source_with_last_deal_on(day: str) -> CRM:
+    managers = pd.DataFrame({"manager_id": ["m1"], "department_id": ["d1"]}, dtype="str")
+    deals = pd.DataFrame(
+        {
+            "deal_id": ["1", "2"],
+            "manager_id": ["m1", "m1"],
+            "stage": ["won", "open"],
+            "created_on": ["2025-01-10", "2025-02-01"],
+            "closed_on": [day, None],
+            "amount": ["100", "50"],
+        },
+        dtype="str",
+    )
+    return validate_tables({"managers": managers, "deals": deals})
+
+
+def test_parse_month_accepts_yyyy_mm():
+    assert MARCH == parse_month("2025-03")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-3",
+        "2025-13",
+        "March",
+        "2025-03-01",
+        "202503",
+        pytest.param("", id="empty"),
+        pytest.param("NaT"),
+    ],
+)
+def test_parse_month_refuses_anything_but_yyyy_mm(text):
+    with pytest.raises(ParamsError, match="not a month in the form YYYY-MM"):
+        parse_month(text)
+
+
+def test_bounds_are_the_first_instant_and_the_first_instant_after():
+    assert (pd.Timestamp("2025-03-01"), pd.Timestamp("2025-04-01")) == bounds(MARCH)
+
+
+def test_in_period_is_half_open_and_missing_dates_are_outside():
+    dates = pd.Series(
+        pd.to_datetime(
+            ["2025-02-28 23:59", "2025-03-01 00:00", "2025-03-31 23:59", "2025-04-01 00:00", None]
+        )
+    )
+    assert [False, True, True, False, False] == in_period(dates, MARCH).tolist()
+
+
+def test_months_ending_lists_the_months_up_to_the_period_oldest_first():
+    expected = [
+        pd.Period("2024-12", "M"),
+        pd.Period("2025-01", "M"),
+        pd.Period("2025-02", "M"),
+        MARCH,
+    ]
+    assert expected == months_ending(MARCH, 4)
+
+
+def test_months_ending_of_one_month_is_that_month():
+    assert [MARCH] == months_ending(MARCH, 1)
+
+
+def test_a_month_whose_last_day_has_a_deal_is_complete():
+    assert MARCH == latest_complete_month(source_with_last_deal_on("2025-03-31"))
+
+
+def test_a_month_the_data_ends_in_the_middle_of_is_not_complete():
+    assert pd.Period("2025-02", "M") == latest_complete_month(
+        source_with_last_deal_on("2025-03-15")
+    )
+
+
+def test_resolve_period_takes_the_users_month_or_the_latest_complete_one():
+    crm = source_with_last_deal_on("2025-03-15")
+    assert (pd.Period("2024-11", "M"), pd.Period("2025-02", "M")) == (
+        resolve_period("2024-11", crm),
+        resolve_period(None, crm),
+    )
