@@ -250,10 +250,7 @@ def test_a_broken_rule_is_one_problem_naming_table_column_rule_count_and_rows(
 def test_an_unparseable_date_names_table_column_rule_and_row():
     message = contract_error(broken("deals", 2, created_on="2025-02-30"))
     [line] = lines_with(message, "cannot be read as")
-    assert (
-        "- deals.created_on: cannot be read as a date: 1 row(s): row 2 ('2025-02-30')"
-        == line
-    )
+    assert "- deals.created_on: cannot be read as a date: 1 row(s): row 2 ('2025-02-30')" == line
 
 
 def test_a_problem_shows_its_first_five_rows_and_counts_the_rest():
