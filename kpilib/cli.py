@@ -25,6 +25,7 @@ from kpilib.metrics import sales_departments
 from kpilib.params import effective_scheme, load_run_params, parse_overrides
 from kpilib.periods import latest_complete_month, resolve_period
 from kpilib.runner import Outcome, finish_batch, monthly_jobs, run_jobs
+from kpilib.schemas import MODELS
 from kpilib.scoring import score_period, scorecard_json
 
 log = logging.getLogger("kpi")
@@ -98,17 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     crm = read_source(args.data)
     lines = [f"Data source {args.data} is valid (fingerprint {crm.fingerprint})."]
-    for table in (
-        "departments",
-        "managers",
-        "clients",
-        "products",
-        "deals",
-        "deliveries",
-        "requests",
-        "leads",
-        "plans",
-    ):
+    for table in MODELS:
         frame = getattr(crm, table)
         lines.append(
             f"  {table:<12} {'absent: no data' if frame is None else f'{len(frame):,} rows'}"

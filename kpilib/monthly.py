@@ -297,7 +297,7 @@ def _plan_findings(report: MonthlyReport) -> list[str]:
 
 def _miss_findings(report: MonthlyReport) -> list[str]:
     kpis = report.card.department_kpis
-    missed = kpis.loc[kpis["met"].eq(False)].sort_values("attainment")  # noqa: E712
+    missed = kpis.loc[kpis["met"].eq(False)].sort_values("attainment")
     sentences = []
     for row in missed.head(3).to_dict("records"):
         unit = METRICS[row["metric"]].unit

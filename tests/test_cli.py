@@ -37,9 +37,12 @@ def test_score_json_reports_missing_tables_as_null(example_source, capsys):
 
 
 def test_score_defaults_to_the_latest_complete_month(example_source, capsys):
-    # The example's last date is 2025-03-24, so March is not complete: February is the default.
+    # The example's last deal closed on 2025-03-31, so March is complete and is the default.
     main(["score", str(example_source), "--format", "json"])
-    assert "2025-02" == json.loads(capsys.readouterr().out)["period"]
+    result = json.loads(capsys.readouterr().out)
+    assert "2025-03" == result["period"]
+    profit = {m["manager_id"]: m["metrics"]["net_profit"] for m in result["managers"]}
+    assert {"vasily": 100_000.0, "valery": 250_000.0} == profit
 
 
 def test_score_table_and_csv_formats_list_every_manager(example_source, capsys):
