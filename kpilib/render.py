@@ -108,6 +108,9 @@ def execute_notebook(
             log_output=False,
             cwd=cwd,
             execution_timeout=cell_timeout,
+            # The kernel's own start-up chatter (a warning about its local TCP transport) is not
+            # news for the scheduler's log; its errors still are.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except papermill.PapermillExecutionError as exc:
         cell = _describe_cell(exc.exec_count, exc.source)
