@@ -82,6 +82,13 @@ def monthly_jobs(
             "technical_hour_cost": run.technical_hour_cost,
             "department_name": run.department_name or "",
         }
+        lost = sorted(k for k, v in wanted.items() if k not in declared and v not in (None, ""))
+        if lost:
+            error = (
+                f"{notebook.name} does not declare the parameter(s) {', '.join(lost)} set for it"
+            )
+            failed.append(Outcome(department, False, step="parameters", error=error))
+            continue
         parameters = {key: value for key, value in wanted.items() if key in declared}
         title = f"{run.department_name or department}: monthly KPI report {period:%Y-%m}"
         jobs.append(Job(department, f"{period:%Y-%m}", notebook, out_dir, parameters, title))

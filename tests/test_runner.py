@@ -7,13 +7,14 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from kpilib import paths
 from kpilib.cli import main
 from kpilib.demo import DemoConfig, generate
 from kpilib.io import write_tables
-from kpilib.runner import Job, run_jobs
+from kpilib.runner import Job, monthly_jobs, run_jobs
 
 PERIOD = "2025-12"
 
@@ -126,3 +127,32 @@ def test_a_failed_run_leaves_the_previous_report_in_place(tmp_path):
     assert "last good report" == (out_dir / "north.html").read_text()
     assert "boom" in (out_dir / "north.failed.json").read_text()
     assert [] == list(out_dir.glob(".staging-*"))
+
+
+def test_set_overrides_reach_the_notebook_parameters(tmp_path):
+    jobs, failed = monthly_jobs(
+        ["north"],
+        pd.Period(PERIOD, "M"),
+        tmp_path,
+        paths.PARAMS,
+        tmp_path,
+        {"technical_hour_cost": "2000"},
+    )
+    assert [] == failed
+    assert 2000.0 == jobs[0].parameters["technical_hour_cost"]
+    assert str(paths.PARAMS / "schemes" / "sales_funnel.yaml") == jobs[0].parameters["scheme"]
+
+
+def test_a_set_parameter_the_notebook_does_not_declare_fails_instead_of_vanishing(tmp_path):
+    notebook = _notebook(tmp_path / "small.ipynb", "print(x)")
+    jobs, failed = monthly_jobs(
+        ["north"],
+        pd.Period(PERIOD, "M"),
+        tmp_path,
+        paths.PARAMS,
+        tmp_path,
+        {"technical_hour_cost": "2000"},
+        notebook=notebook,
+    )
+    assert [] == jobs
+    assert "technical_hour_cost" in failed[0].error
