@@ -8,13 +8,13 @@ A sum over deals is zero when the entity simply had no deals in the period.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from kpilib.periods import bounds, in_period
+from kpilib.periods import bounds, data_as_of, in_period
 from kpilib.schemas import CRM
 
 Level = Literal["manager", "department"]
@@ -166,6 +166,12 @@ _REGISTRY = [
     ),
 ]
 METRICS: dict[str, Metric] = {metric.id: metric for metric in _REGISTRY}
+# Indicators whose department value is the sum of its managers' values (so are their targets).
+ADDITIVE_METRICS = frozenset({
+    "revenue", "cost_price", "extra_hours", "extra_costs", "net_profit", "deals_won",
+    "new_clients", "unanswered_requests", "leads", "new_business_revenue",
+    "existing_client_revenue",
+})  # fmt: skip
 
 
 def deals_with_department(crm: CRM) -> pd.DataFrame:
@@ -282,14 +288,11 @@ def _avg_deal(ctx: _Context) -> pd.Series:
 
 
 def _revenue_growth(ctx: _Context) -> pd.Series:
-    if not ctx.settings.baseline:
-        return ctx.nan()
-    history = [
-        _revenue(_Context(ctx.crm, ctx.deals, month, ctx.key, ctx.index, ctx.settings))
-        for month in ctx.settings.baseline
-    ]
-    baseline = pd.concat(history, axis=1).mean(axis=1)
-    return _ratio(_revenue(ctx), baseline) - 1
+    level: Level = "manager" if ctx.key == "manager_id" else "department"
+    reference = baseline(
+        ctx.crm, ctx.settings.baseline, level, ctx.index, ("revenue",), ctx.settings
+    )
+    return _ratio(_revenue(ctx), reference["revenue"]) - 1
 
 
 def _first_won_deals(deals: pd.DataFrame) -> pd.DataFrame:
@@ -433,8 +436,40 @@ _FUNCTIONS: dict[str, Callable[[_Context], pd.Series]] = {
 
 
 def first_month(crm: CRM) -> pd.Period:
-    """The first month the data covers: the month of the earliest deal created."""
-    return crm.deals["created_on"].min().to_period("M")
+    """The first month the data covers: the month of the earliest deal closed (won or lost).
+
+    Deals created before that month are the pipeline the data starts with, not results: a
+    month without any close in the data is a month the data does not cover.
+    """
+    closed = crm.deals.loc[crm.deals["stage"].isin(["won", "lost"])]
+    dates = closed["closed_on"] if "closed_on" in closed and not closed.empty else None
+    start = dates.min() if dates is not None else crm.deals["created_on"].min()
+    return start.to_period("M")
+
+
+def covers(crm: CRM, period: pd.Period) -> bool:
+    """Whether the data covers the month: from its first close to the last date in it."""
+    return not crm.deals.empty and first_month(crm) <= period <= data_as_of(crm).to_period("M")
+
+
+def baseline(
+    crm: CRM,
+    months: tuple[pd.Period, ...],
+    level: Level,
+    index: pd.Index,
+    metrics: tuple[str, ...],
+    settings: MetricSettings,
+) -> pd.DataFrame:
+    """Each indicator's mean over the baseline months; NaN where no baseline month has data.
+
+    Months outside the data are "no data", never zero, so a baseline reaching back before the
+    data begins gives no growth and no relative target rather than an easy one.
+    """
+    if not months:
+        return pd.DataFrame(np.nan, index=index, columns=list(metrics), dtype=float)
+    plain = replace(settings, baseline=())
+    frames = [indicators(crm, month, level, plain, metrics, index) for month in months]
+    return pd.concat(frames).groupby(level=0).mean().reindex(index)
 
 
 def entities(crm: CRM, period: pd.Period, level: Level) -> pd.Index:
@@ -467,12 +502,12 @@ def indicators(
 
     Returns:
         One row per entity (index named ``manager_id`` or ``department_id``), one float column per
-        indicator; NaN is "no data", as is every indicator of a month before the data begins.
+        indicator; NaN is "no data", as is every indicator of a month the data does not cover.
     """
     settings = settings or MetricSettings()
     index = index if index is not None else entities(crm, period, level)
     chosen = metrics or tuple(METRICS)
-    if crm.deals.empty or period < first_month(crm):
+    if not covers(crm, period):
         return pd.DataFrame(np.nan, index=index, columns=list(chosen), dtype=float)
     ctx = _Context(
         crm=crm,

@@ -39,12 +39,25 @@ def months_ending(period: pd.Period, count: int) -> list[pd.Period]:
     return [period - offset for offset in range(count - 1, -1, -1)]
 
 
+# Dates of things that happened (not promises): the latest of them dates the export.
+_ACTIVITY_DATES = {
+    "deals": ("created_on", "closed_on"),
+    "leads": ("created_on",),
+    "requests": ("received_at", "first_response_at"),
+    "deliveries": ("delivered_on",),
+}
+
+
 def data_as_of(crm: CRM) -> pd.Timestamp:
-    """The latest date in the deals: at most the day the export was taken."""
-    dates = [crm.deals["created_on"].max()]
-    if "closed_on" in crm.deals:
-        dates.append(crm.deals["closed_on"].max())
-    return max(d for d in dates if pd.notna(d)).normalize()
+    """The day of the latest activity in the data: at most the day the export was taken."""
+    latest = [
+        table[column].max()
+        for name, columns in _ACTIVITY_DATES.items()
+        if (table := getattr(crm, name)) is not None
+        for column in columns
+        if column in table
+    ]
+    return max(d for d in latest if pd.notna(d)).normalize()
 
 
 def latest_complete_month(crm: CRM) -> pd.Period:
@@ -59,5 +72,17 @@ def latest_complete_month(crm: CRM) -> pd.Period:
 
 
 def resolve_period(text: str | None, crm: CRM) -> pd.Period:
-    """The period a user asked for, or the latest complete month when they gave none."""
-    return parse_month(text) if text else latest_complete_month(crm)
+    """The period a user asked for, or the latest complete month when they gave none.
+
+    Raises:
+        ParamsError: The month lies after the data's last date (it would score as all zeros).
+    """
+    if not text:
+        return latest_complete_month(crm)
+    period = parse_month(text)
+    as_of = data_as_of(crm)
+    if period > as_of.to_period("M"):
+        raise ParamsError(
+            f"Period {text} lies after the data, whose latest date is {as_of:%Y-%m-%d}."
+        )
+    return period

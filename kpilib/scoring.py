@@ -13,13 +13,14 @@ the score of every manager of that department.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kpilib.metrics import KEYS, Level, active_managers, indicators
+from kpilib.metrics import ADDITIVE_METRICS, KEYS, Level, active_managers, baseline, indicators
 from kpilib.params import Kpi, Scheme
 from kpilib.schemas import CRM
 
@@ -105,44 +106,37 @@ class Scorecard:
     department_metrics: pd.DataFrame
 
 
-def _baseline_values(
+def _evaluate(
     crm: CRM,
     scheme: Scheme,
     period: pd.Period,
     level: Level,
     index: pd.Index,
-    metrics: tuple[str, ...],
-) -> pd.DataFrame:
-    months = scheme.baseline.months_for(period)
-    frames = [
-        indicators(crm, month, level, scheme.settings(month), metrics, index) for month in months
-    ]
-    return pd.concat(frames).groupby(level=0).mean().reindex(index)
-
-
-def _evaluate(
-    crm: CRM, scheme: Scheme, period: pd.Period, level: Level, index: pd.Index, tiers: pd.Series
+    tiers: pd.Series,
+    targets: Mapping[tuple[str, str], float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Long table of KPI rows for entities of one level, and their indicator table."""
-    metrics = indicators(crm, period, level, scheme.settings(period), index=index)
+    """Long table of KPI rows for entities of one level, and their indicator table.
+
+    Args:
+        targets: Targets given from outside, by (entity, KPI id), in place of the scheme's.
+    """
+    settings = scheme.settings(period)
+    metrics = indicators(crm, period, level, settings, index=index)
     kpis = [
         (goal, kpi, weight)
         for goal, kpi, weight in scheme.weighted_kpis()
         if level == "department" or kpi.level == "manager"
     ]
     relative = tuple({kpi.metric for _, kpi, _ in kpis if kpi.target.type != "absolute"})
-    baseline = (
-        _baseline_values(crm, scheme, period, level, index, relative)
-        if relative
-        else pd.DataFrame(index=index)
-    )
+    reference = baseline(crm, settings.baseline, level, index, relative, settings)
     rows = []
     for goal, kpi, weight in kpis:
         actual = _kpi_actual(crm, scheme, period, level, index, kpi, metrics)
         for entity in index:
-            base = float(baseline.at[entity, kpi.metric]) if kpi.metric in baseline else math.nan
+            base = float(reference.at[entity, kpi.metric]) if kpi.metric in reference else math.nan
             tier = tiers.get(entity) if level == "manager" else None
-            target = kpi_target(kpi, base, tier)
+            given = (targets or {}).get((entity, kpi.key))
+            target = kpi_target(kpi, base, tier) if given is None else given
             value = float(actual[entity])
             cap = kpi.cap or scheme.default_cap
             rows.append(
@@ -179,6 +173,18 @@ def _kpi_actual(
         return metrics[kpi.metric]
     own = scheme.settings(period, kpi.params)
     return indicators(crm, period, level, own, (kpi.metric,), index)[kpi.metric]
+
+
+def _summed_targets(manager_kpis: pd.DataFrame, managers: pd.DataFrame) -> dict:
+    """Department targets of additive manager KPIs: the sum of its managers' targets.
+
+    A department's new clients or revenue is its managers' sum, so its target is too; managers
+    without a target (no baseline yet) add nothing to it.
+    """
+    additive = manager_kpis.loc[manager_kpis["metric"].isin(ADDITIVE_METRICS)]
+    department = additive["manager_id"].map(managers.set_index("manager_id")["department_id"])
+    sums = additive.groupby([department, additive["kpi"]])["target"].sum(min_count=1)
+    return {key: float(value) for key, value in sums.items()}
 
 
 def _shared_department_rows(
@@ -231,12 +237,18 @@ def score_period(
     if department_id is not None:
         managers = managers.loc[managers["department_id"].eq(department_id)]
         departments = departments[departments == department_id]
-    department_kpis, department_metrics = _evaluate(
-        crm, scheme, period, "department", departments, pd.Series(dtype="str")
-    )
     manager_index = pd.Index(managers["manager_id"], name="manager_id", dtype="str")
     tiers = managers.set_index("manager_id")["tier"]
     own_kpis, manager_metrics = _evaluate(crm, scheme, period, "manager", manager_index, tiers)
+    department_kpis, department_metrics = _evaluate(
+        crm,
+        scheme,
+        period,
+        "department",
+        departments,
+        pd.Series(dtype="str"),
+        targets=_summed_targets(own_kpis, managers),
+    )
     manager_kpis = pd.concat(
         [own_kpis, _shared_department_rows(managers, department_kpis, scheme)], ignore_index=True
     )

@@ -11,6 +11,7 @@ from kpilib.errors import ParamsError
 from kpilib.io import validate_tables
 from kpilib.periods import (
     bounds,
+    data_as_of,
     in_period,
     latest_complete_month,
     months_ending,
@@ -102,3 +103,20 @@ def test_resolve_period_takes_the_users_month_or_the_latest_complete_one():
         resolve_period("2024-11", crm),
         resolve_period(None, crm),
     )
+
+
+def test_a_period_after_the_data_is_refused(sales_crm):
+    with pytest.raises(ParamsError, match="after the data"):
+        resolve_period("2025-04", sales_crm)
+    assert pd.Period("2025-03", "M") == resolve_period("2025-03", sales_crm)
+
+
+def test_the_data_is_dated_by_its_latest_activity_in_any_table(raw_sales):
+    # The last deal date is 2025-03-25; a request received on the 31st completes March.
+    requests = raw_sales["requests"]
+    late = requests.iloc[[0]].assign(
+        request_id="r9", received_at="2025-03-31 18:00:00", first_response_at=""
+    )
+    crm = validate_tables({**raw_sales, "requests": pd.concat([requests, late])})
+    assert pd.Timestamp("2025-03-31") == data_as_of(crm)
+    assert pd.Period("2025-03", "M") == latest_complete_month(crm)

@@ -324,3 +324,20 @@ def test_scorecard_json_has_the_documented_keys_and_null_for_no_data(card):
         for key in ("kpi", "actual", "target", "met", "attainment")
     }
     assert (180_000.0, None) == (m2["metrics"]["revenue"], m2["metrics"]["response_hours"])
+
+
+def test_department_targets_of_additive_kpis_are_the_sum_of_its_managers(card):
+    department = card.department_kpis.set_index(["department_id", "kpi"])
+    # North: two managers, each asked for two new clients; growth targets 120,000 + 220,000.
+    assert 4.0 == department.loc[("north", "new_clients"), "target"]
+    assert pytest.approx(340_000.0) == department.loc[("north", "manager_sales_growth"), "target"]
+    # Shares are not additive: the department keeps the scheme's own target.
+    assert 0.95 == department.loc[("north", "on_time_delivery"), "target"]
+
+
+def test_a_baseline_before_the_data_begins_gives_no_target_not_an_easy_one(sales_crm, funnel):
+    # March 2024 is the data's first month: its year-ago baseline lies outside the data.
+    first = score_period(sales_crm, funnel, pd.Period("2024-03", "M"))
+    rows = first.department_kpis.set_index(["department_id", "kpi"])
+    assert math.isnan(rows.loc[("north", "department_sales_increase"), "target"])
+    assert rows.loc[("north", "department_sales_increase"), "met"] is None
