@@ -157,12 +157,57 @@ def _rule_text(check: str) -> str:
     return check
 
 
+# A time of day followed by a zone designator: "10:00Z", "10:00:00+03:00", "10:00 -0500".
+_TIME_ZONE = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+DATE_RULE = "cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone)"
+
+
+def _date_columns(table: str, raw: pd.DataFrame) -> list[str]:
+    columns = MODELS[table].to_schema().columns
+    return [name for name, column in columns.items()
+            if "datetime" in str(column.dtype) and name in raw]  # fmt: skip
+
+
+def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """Read the contract's date columns given as text strictly as ISO 8601.
+
+    ``03.02.2025`` is ambiguous (3 February or 2 March) and a time-zone offset would move a
+    timestamp across midnight or a month's end; both are refused rather than guessed.
+
+    Returns:
+        The table with those columns as datetimes (missing where refused), and the problems.
+    """
+    frame, problems = raw, []
+    for column in _date_columns(table, raw):
+        values = raw[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            continue
+        text = values.astype("str").str.strip().where(values.notna())
+        text = text.where(text != "")  # a blank cell is an empty one
+        zoned = text.str.contains(_TIME_ZONE, regex=True, na=False)
+        parsed = pd.to_datetime(text.where(~zoned), format="ISO8601", errors="coerce")
+        bad = text.notna() & (zoned | parsed.isna())
+        if bad.any():
+            rows = tuple(int(i) + 1 for i in raw.index[bad])
+            shown = tuple(repr(str(v))[:60] for v in values[bad])
+            problems.append(Problem(table, column, DATE_RULE, rows, shown))
+        frame = frame.assign(**{column: parsed})
+    return frame, problems
+
+
 def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
     """Validate one table against its contract model, collecting every problem."""
+    frame, problems = read_dates(table, raw.reset_index(drop=True))
+    refused = {p.column for p in problems}
     try:
-        return MODELS[table].validate(raw.reset_index(drop=True), lazy=True), []
+        validated = MODELS[table].validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        return None, _problems_from_pandera(table, errors)
+        # A refused date is missing now; "value is required" would only repeat its problem.
+        found = _problems_from_pandera(table, errors)
+        return None, problems + [
+            p for p in found if not (p.column in refused and p.rule == "value is required")
+        ]
+    return (None, problems) if problems else (validated, [])
 
 
 def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:

@@ -250,7 +250,10 @@ def test_a_broken_rule_is_one_problem_naming_table_column_rule_count_and_rows(
 def test_an_unparseable_date_names_table_column_rule_and_row():
     message = contract_error(broken("deals", 2, created_on="2025-02-30"))
     [line] = lines_with(message, "cannot be read as")
-    assert "- deals.created_on: cannot be read as a date: 1 row(s): row 2 ('2025-02-30')" == line
+    assert (
+        "- deals.created_on: cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone): 1 row(s): row 2 ('2025-02-30')"
+        == line
+    )
 
 
 def test_a_problem_shows_its_first_five_rows_and_counts_the_rest():
@@ -483,3 +486,21 @@ def test_the_fingerprint_changes_with_the_data_and_only_with_it(tmp_path):
     changed_tables["deals"].loc[0, "amount"] = "400001"
     changed = read_source(write_files(changed_tables, tmp_path / "c")).fingerprint
     assert (first, True) == (same, first != changed)
+
+
+@pytest.mark.parametrize("text", ["03.02.2025", "02/03/2025", "3 Feb 2025"])
+def test_an_ambiguous_local_date_format_is_refused_not_guessed(text):
+    [line] = lines_with(contract_error(broken("deals", 2, created_on=text)), "deals.created_on")
+    assert "cannot be read as a date" in line and [2] == reported_rows(line)
+
+
+@pytest.mark.parametrize("text", ["2025-03-31T23:30:00+03:00", "2025-03-31 22:00Z"])
+def test_a_timestamp_with_a_time_zone_is_refused_rather_than_shifted(text):
+    [line] = lines_with(contract_error(broken("deals", 2, created_on=text)), "deals.created_on")
+    assert "no time zone" in line and [2] == reported_rows(line)
+
+
+def test_iso_dates_and_times_are_read_with_or_without_a_t():
+    tables = broken("deals", 2, created_on="2025-03-01T10:15:00")
+    crm = validate_tables(tables)
+    assert pd.Timestamp("2025-03-01 10:15:00") == crm.deals.loc[1, "created_on"]
