@@ -43,6 +43,11 @@ class ReportFigure(Figure):
         return buffer.getvalue(), {"alt": self.alt}
 
 
+def _literal(labels: pd.Series) -> pd.Series:
+    """CRM text as matplotlib shows it literally: a ``$`` would otherwise start mathematics."""
+    return labels.astype("str").str.replace("$", r"\$", regex=False)
+
+
 def _figure(width: float, height: float, alt: str) -> ReportFigure:
     figure = ReportFigure(figsize=(width, height), dpi=100, layout="constrained")
     figure.alt = alt
@@ -56,6 +61,7 @@ def score_chart(managers: pd.DataFrame) -> Figure:
         managers: Columns ``name`` and ``score`` (a share; NaN bars are left out).
     """
     data = managers.dropna(subset=["score"]).sort_values("score", ascending=False)
+    data = data.assign(name=_literal(data["name"]))
     figure = _figure(7, 0.45 * max(len(data), 2) + 1, "Weighted KPI score per manager")
     ax = figure.subplots()
     colours = [_PALETTE["met"] if s >= 1 else _PALETTE["missed"] for s in data["score"]]
@@ -73,12 +79,16 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
         profit: Columns ``Manager``, ``Revenue`` and ``Net profit``.
         currency: For the axis label.
     """
-    long = profit.melt(
-        id_vars="Manager",
-        value_vars=["Revenue", "Net profit"],
-        var_name="Measure",
-        value_name="Amount",
-    ).dropna()
+    long = (
+        profit.assign(Manager=_literal(profit["Manager"]))
+        .melt(
+            id_vars="Manager",
+            value_vars=["Revenue", "Net profit"],
+            var_name="Measure",
+            value_name="Amount",
+        )
+        .dropna()
+    )
     figure = _figure(7, 0.5 * max(len(profit), 2) + 1.2, "Revenue and net profit per manager")
     ax = figure.subplots()
     sns.barplot(
@@ -128,6 +138,7 @@ def share_chart(table: pd.DataFrame, label: str, currency: str) -> Figure:
         label: The dimension column.
         currency: For the axis label.
     """
+    table = table.assign(**{label: _literal(table[label])})
     figure = _figure(7, 0.4 * max(len(table), 2) + 1, f"Revenue by {label.lower()}")
     ax = figure.subplots()
     sns.barplot(table, x="Revenue", y=label, color=_PALETTE["profit"], ax=ax)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from kpilib.errors import DataContractError, ParamsError
-from kpilib.io import read_source, read_yaml, validate_tables, write_tables
+from kpilib.io import DATE_RULE, read_source, read_yaml, validate_tables, write_tables
 from kpilib.testing import vasily_valery, vasily_valery_tables
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -250,10 +250,7 @@ def test_a_broken_rule_is_one_problem_naming_table_column_rule_count_and_rows(
 def test_an_unparseable_date_names_table_column_rule_and_row():
     message = contract_error(broken("deals", 2, created_on="2025-02-30"))
     [line] = lines_with(message, "cannot be read as")
-    assert (
-        "- deals.created_on: cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone): 1 row(s): row 2 ('2025-02-30')"
-        == line
-    )
+    assert f"- deals.created_on: {DATE_RULE}: 1 row(s): row 2 ('2025-02-30')" == line
 
 
 def test_a_problem_shows_its_first_five_rows_and_counts_the_rest():
