@@ -28,6 +28,7 @@ from kpilib.schemas import (
     FOREIGN_KEYS,
     MODELS,
     REQUIRED_TABLES,
+    first_won_deals,
 )
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "excel", ".xls": "excel"}
@@ -253,12 +254,14 @@ def derive_sale_types(deals: pd.DataFrame) -> pd.Series:
     A client's first won deal (by close date) is ``new``; its later deals are ``repeat``; deals of a
     client that has not been won yet are ``new``. Values present in the source are kept.
     """
-    won = deals.loc[deals["stage"].eq("won") & deals["client_id"].notna()]
-    first_won = won.sort_values(["closed_on", "deal_id"]).groupby("client_id")["closed_on"].first()
-    first = deals["client_id"].map(first_won)
-    is_later = deals["closed_on"].gt(first) | (
-        deals["stage"].ne("won") & first.notna() & deals["created_on"].gt(first)
-    )
+    if "closed_on" not in deals:  # without close dates no deal is won yet: all are new business
+        return deals.get("sale_type", pd.Series(index=deals.index, dtype="str")).fillna("new")
+    first = first_won_deals(deals).set_index("client_id")
+    first_id = deals["client_id"].map(first["deal_id"])
+    first_date = deals["client_id"].map(first["closed_on"])
+    won_later = deals["stage"].eq("won") & first_id.notna() & deals["deal_id"].ne(first_id)
+    pursued_later = deals["stage"].ne("won") & deals["created_on"].gt(first_date)
+    is_later = won_later | pursued_later
     derived = pd.Series("new", index=deals.index, dtype="str").where(~is_later, "repeat")
     if "sale_type" not in deals:
         return derived

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kpilib.periods import bounds, data_as_of, in_period
-from kpilib.schemas import CRM
+from kpilib.schemas import CRM, first_won_deals
 
 Level = Literal["manager", "department"]
 KEYS: dict[str, str] = {"manager": "manager_id", "department": "department_id"}
@@ -295,15 +295,10 @@ def _revenue_growth(ctx: _Context) -> pd.Series:
     return _ratio(_revenue(ctx), reference["revenue"]) - 1
 
 
-def _first_won_deals(deals: pd.DataFrame) -> pd.DataFrame:
-    won = deals.loc[deals["stage"].eq("won") & deals["client_id"].notna()]
-    return won.sort_values(["closed_on", "deal_id"]).drop_duplicates("client_id")
-
-
 def _new_clients(ctx: _Context) -> pd.Series:
     if "client_id" not in ctx.deals:
         return ctx.nan()
-    first = _first_won_deals(ctx.deals)
+    first = first_won_deals(ctx.deals)
     qualifying = first.loc[
         in_period(first["closed_on"], ctx.period) & first["amount"].ge(ctx.settings.min_contract)
     ]

@@ -7,6 +7,7 @@ the index shows, and does not stop the others.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -66,6 +67,10 @@ def monthly_jobs(
     out_dir = out / "monthly" / f"{period:%Y-%m}"
     jobs, failed = [], []
     for department in departments:
+        if not is_file_safe(department):
+            error = f"department id {department!r} cannot name a report file (letters, digits, _.-)"
+            failed.append(Outcome(department, False, step="parameters", error=error))
+            continue
         try:
             run = load_run_params(params_dir, department, overrides)
             effective_scheme(params_dir, run)  # a broken scheme fails here, not in the kernel
@@ -95,16 +100,22 @@ def monthly_jobs(
     return jobs, failed
 
 
+def is_file_safe(department_id: str) -> bool:
+    """Whether an id can name report files: word characters, dots and dashes, no leading dot."""
+    return re.fullmatch(r"\w[\w.-]*", department_id) is not None
+
+
 def run_job(job: Job) -> Outcome:
     """Execute and render one report in a staging folder, then move it into place."""
     started = time.monotonic()
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    staging = job.out_dir / f".staging-{job.department_id}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     name = job.department_id
-    step = "execute"
+    staging = job.out_dir / f".staging-{name}"
+    step = "prepare"
     try:
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        step = "execute"
         parameters = {**job.parameters, "results_path": str(staging / f"{name}.kpis.json")}
         execute_notebook(
             job.notebook, staging / f"{name}.ipynb", parameters, cwd=job.notebook.parent
@@ -115,8 +126,9 @@ def run_job(job: Job) -> Outcome:
             (staging / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
         (job.out_dir / f"{name}.failed.json").unlink(missing_ok=True)
         return Outcome(name, True, time.monotonic() - started, html=job.out_dir / f"{name}.html")
-    except (KpiError, OSError) as error:
-        outcome = Outcome(name, False, time.monotonic() - started, step, str(error))
+    except Exception as error:  # one report's failure, whatever it is, must not end the batch
+        message = str(error) if isinstance(error, KpiError) else f"{type(error).__name__}: {error}"
+        outcome = Outcome(name, False, time.monotonic() - started, step, message)
         record_failure(job.out_dir, job.period, outcome)
         return outcome
     finally:
@@ -165,6 +177,6 @@ def run_jobs(
 def finish_batch(out: Path, outcomes: Sequence[Outcome], period: str) -> Path:
     """Record planning failures and write the index of every report under `out`."""
     for outcome in outcomes:
-        if not outcome.ok and outcome.step == "parameters":
+        if not outcome.ok and outcome.step == "parameters" and is_file_safe(outcome.department_id):
             record_failure(out / "monthly" / period, period, outcome)
     return write_index(out)

@@ -168,6 +168,14 @@ FOREIGN_KEYS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+def first_won_deals(deals: pd.DataFrame) -> pd.DataFrame:
+    """Each client's first won deal (earliest close; ties broken by deal id): what makes it new."""
+    if "client_id" not in deals or "closed_on" not in deals:
+        return deals.iloc[0:0]
+    won = deals.loc[deals["stage"].eq("won") & deals["client_id"].notna()]
+    return won.sort_values(["closed_on", "deal_id"]).drop_duplicates("client_id")
+
+
 def contract_columns(table: str) -> list[str]:
     """The contract's column names of a table, in contract order."""
     return list(MODELS[table].to_schema().columns)

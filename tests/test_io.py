@@ -501,3 +501,17 @@ def test_iso_dates_and_times_are_read_with_or_without_a_t():
     tables = broken("deals", 2, created_on="2025-03-01T10:15:00")
     crm = validate_tables(tables)
     assert pd.Timestamp("2025-03-01 10:15:00") == crm.deals.loc[1, "created_on"]
+
+
+def test_only_one_of_two_deals_won_the_same_day_for_a_new_client_is_new():
+    tables = vasily_valery_tables()
+    tables["deals"] = tables["deals"].assign(client_id="c1", closed_on="2025-03-20")
+    crm = validate_tables(tables)
+    assert ["new", "repeat"] == crm.deals.sort_values("deal_id")["sale_type"].tolist()
+
+
+def test_a_source_of_open_deals_without_a_close_date_column_is_valid():
+    tables = vasily_valery_tables()
+    deals = tables["deals"].drop(columns="closed_on").assign(stage="open", client_id="c1")
+    crm = validate_tables({**tables, "deals": deals})
+    assert ["new", "new"] == crm.deals["sale_type"].tolist()

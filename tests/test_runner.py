@@ -156,3 +156,11 @@ def test_a_set_parameter_the_notebook_does_not_declare_fails_instead_of_vanishin
     )
     assert [] == jobs
     assert "technical_hour_cost" in failed[0].error
+
+
+def test_a_department_id_that_cannot_name_a_file_fails_alone(tmp_path):
+    jobs, failed = monthly_jobs(
+        ["../../evil", "north"], pd.Period(PERIOD, "M"), tmp_path, paths.PARAMS, tmp_path
+    )
+    assert ["north"] == [job.department_id for job in jobs]
+    assert "cannot name a report file" in failed[0].error
