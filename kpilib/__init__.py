@@ -6,6 +6,7 @@ The names below are what notebooks and analysts use; everything else is internal
 from kpilib import display, plots
 from kpilib.display import styled
 from kpilib.errors import DataContractError, KpiError, ParamsError, ReportError
+from kpilib.findings import findings
 from kpilib.io import read_source, validate_tables
 from kpilib.metrics import METRICS, MetricSettings, indicators, revenue_by
 from kpilib.monthly import (
@@ -14,7 +15,6 @@ from kpilib.monthly import (
     MonthlyReport,
     business_mix,
     department_kpis,
-    findings,
     manager_kpis,
     monthly_json,
     plan_table,

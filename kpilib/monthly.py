@@ -20,7 +20,7 @@ from pandas.io.formats.style import Styler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kpilib import paths
-from kpilib.display import fmt, fmt_compact, fmt_met, header, month_name, note, styled
+from kpilib.display import fmt, fmt_met, header, month_name, note, styled
 from kpilib.errors import ParamsError
 from kpilib.io import read_source, write_json
 from kpilib.metrics import METRICS, indicators, revenue_by, sales_departments
@@ -251,104 +251,6 @@ def plan_vs_actual(report: MonthlyReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def findings(report: MonthlyReport) -> list[str]:
-    """The report's opening: plain sentences, each with its numbers, largest issues first."""
-    sentences = [_score_finding(report)]
-    sentences += _plan_findings(report)
-    sentences += _miss_findings(report)
-    sentences += _manager_findings(report)
-    profit = _profit_finding(report)
-    if profit:
-        sentences.append(profit)
-    missing = report.card.department_kpis.loc[
-        report.card.department_kpis["actual"].isna(), "label"
-    ].tolist()
-    if missing:
-        sentences.append(
-            f"No data for {', '.join(missing)}: these KPIs are left out of the "
-            "scores rather than counted as zero (see the scorecard)."
-        )
-    return sentences
-
-
-def _score_finding(report: MonthlyReport) -> str:
-    row = report.card.departments.set_index("department_id").loc[report.department_id]
-    score = "no data" if pd.isna(row["score"]) else f"{row['score']:.0%}"
-    return (
-        f"{report.department_name} scored {score} of its weighted KPI targets in "
-        f"{month_name(report.period)}: {row['kpis_met']} of {row['kpis_with_data']} KPIs "
-        "with data met (see the department roll-up)."
-    )
-
-
-def _plan_findings(report: MonthlyReport) -> list[str]:
-    sentences = []
-    for row in plan_vs_actual(report).to_dict("records"):
-        if math.isnan(row["Gap %"]):
-            continue
-        verb = "missed" if row["Gap"] < 0 else "beat"
-        sentences.append(
-            f"{report.department_name} {verb} its {row['Metric'].lower()} plan by "
-            f"{abs(row['Gap %']):.1%}: {fmt(row['Actual'], row['unit'], report.currency)} "
-            f"against {fmt(row['Plan'], row['unit'], report.currency)} (see plan versus actual)."
-        )
-    return sentences
-
-
-def _miss_findings(report: MonthlyReport) -> list[str]:
-    kpis = report.card.department_kpis
-    missed = kpis.loc[kpis["met"].eq(False)].sort_values("attainment")
-    sentences = []
-    for row in missed.head(3).to_dict("records"):
-        unit = METRICS[row["metric"]].unit
-        sentences.append(
-            f"{row['label']} missed its target: {fmt(row['actual'], unit, report.currency)} "
-            f"against {fmt(row['target'], unit, report.currency)}, "
-            f"{row['attainment']:.0%} attained."
-        )
-    return sentences
-
-
-def _manager_findings(report: MonthlyReport) -> list[str]:
-    scored = report.card.managers.dropna(subset=["score"]).sort_values("score")
-    if len(scored) < 2:
-        return []
-    best, worst = scored.iloc[-1], scored.iloc[0]
-    return [
-        f"Highest manager score: {best['name']} ({best['score']:.0%}); lowest: "
-        f"{worst['name']} ({worst['score']:.0%}) (see the scorecard)."
-    ]
-
-
-def _profit_finding(report: MonthlyReport) -> str | None:
-    """The Vasily/Valery pattern: two managers with similar revenue and very different profit."""
-    table = profit_table(report).dropna(subset=["Revenue", "Net profit"])
-    table = table.loc[table["Revenue"] > 0]
-    best: tuple[float, dict, dict] | None = None
-    rows = table.to_dict("records")
-    for i, a in enumerate(rows):
-        for b in rows[i + 1 :]:
-            if abs(a["Revenue"] - b["Revenue"]) > 0.1 * max(a["Revenue"], b["Revenue"]):
-                continue
-            gap = abs(a["Net profit"] - b["Net profit"])
-            if gap > 0.15 * max(a["Revenue"], b["Revenue"]) and (best is None or gap > best[0]):
-                low, high = (a, b) if a["Net profit"] < b["Net profit"] else (b, a)
-                best = (gap, low, high)
-    if best is None:
-        return None
-    gap, low, high = best
-    cur = report.currency
-    return (
-        f"{low['Manager']} sold about as much as {high['Manager']} "
-        f"({fmt_compact(low['Revenue'], cur)} against {fmt_compact(high['Revenue'], cur)}) "
-        f"but brought {fmt_compact(gap, cur)} less net profit "
-        f"({fmt_compact(low['Net profit'], cur)} against {fmt_compact(high['Net profit'], cur)}),"
-        f" with {fmt(low['Extra hours'], 'hours')} of extra technical work against "
-        f"{fmt(high['Extra hours'], 'hours')}: revenue alone rewards the wrong manager "
-        "(see net profit per manager)."
-    )
-
-
 def provenance(report: MonthlyReport) -> pd.DataFrame:
     """What the report ran on: parameters, data fingerprint, scheme, kit version, run time."""
     rows = {
@@ -385,7 +287,8 @@ def monthly_json(report: MonthlyReport) -> dict[str, Any]:
             "revenue": department["metrics"]["revenue"],
             "net_profit": department["metrics"]["net_profit"],
             "kpis_met": department["kpis_met"],
-            "kpis_total": department["kpis_with_data"],
+            "kpis_with_data": department["kpis_with_data"],
+            "kpis_total": department["kpis_total"],
         },
         "department": department,
         "managers": data["managers"],

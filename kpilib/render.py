@@ -44,7 +44,15 @@ _PERIOD_TREES = (
     ("quarterly", "Quarterly reports", re.compile(r"\d{4}Q[1-4]")),
 )
 _NO_DATA = '<span class="kpi-nodata">no data</span>'
-_INDEX_COLUMNS = ["Department", "Status", "Score", "Revenue", "Net profit", "KPIs met", "Report"]
+_INDEX_COLUMNS = [
+    "Department",
+    "Status",
+    "Score",
+    "Revenue",
+    "Net profit",
+    "KPIs met (of those with data)",
+    "Report",
+]
 
 
 # --- execution --------------------------------------------------------------------------------
@@ -375,7 +383,7 @@ def _department_row(tree: str, period: Path, department: str) -> str:
         _percent(headline.get("score")),
         _money(headline.get("revenue"), currency),
         _money(headline.get("net_profit"), currency),
-        _ratio(headline.get("kpis_met"), headline.get("kpis_total")),
+        _ratio(headline.get("kpis_met"), headline.get("kpis_with_data")),
         _report_link(tree, period, department),
     ]
     return _row(cells, "td") + "\n"

@@ -9,9 +9,9 @@ import pytest
 from kpilib import paths
 from kpilib.demo import DemoConfig, generate, ground_truth
 from kpilib.errors import ParamsError
+from kpilib.findings import findings
 from kpilib.io import write_tables
 from kpilib.monthly import (
-    findings,
     manager_kpis,
     monthly_json,
     plan_vs_actual,
@@ -85,7 +85,7 @@ def test_findings_name_the_high_revenue_low_profit_manager(report):
 
 
 def test_findings_open_with_the_department_score(report):
-    assert findings(report)[0].startswith("North scored")
+    assert findings(report)[0].startswith("North's weighted KPI score for September 2026 is")
 
 
 def test_trends_cover_the_trend_window(report):
@@ -114,3 +114,17 @@ def test_provenance_records_fingerprint_and_scheme(report):
     rows = dict(zip(provenance(report)["Item"], provenance(report)["Value"], strict=True))
     assert report.crm.fingerprint == rows["Data fingerprint"]
     assert "sales_funnel.yaml" in rows["KPI scheme"]
+
+
+def test_findings_show_the_planted_logistics_slip_as_an_on_time_delivery_miss(source):
+    truth = ground_truth(DemoConfig())
+    month = truth.slip_months[1]
+    slipping = prepare_monthly(department="north", period=month, data=str(source), scheme=SCHEME)
+    [sentence] = [s for s in findings(slipping) if s.startswith("On-time delivery missed")]
+    assert "against a target of 95.0%" in sentence
+
+
+def test_findings_explain_a_summed_department_target(report):
+    text = " ".join(findings(report))
+    assert "New clients missed: " in text
+    assert "(the sum of its managers' targets)" in text

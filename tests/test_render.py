@@ -239,7 +239,7 @@ def test_export_refuses_an_output_that_would_load_from_the_network(tmp_path: Pat
 
 def _kpis(period: str, department_id: str, name: str, **headline: object) -> dict:
     values = {"score": 0.93, "revenue": 12345678.0, "net_profit": 3456789.0}
-    values |= {"kpis_met": 5, "kpis_total": 8} | headline
+    values |= {"kpis_met": 5, "kpis_with_data": 8} | headline
     return {
         "period": period,
         "department_id": department_id,

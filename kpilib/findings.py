@@ -1,0 +1,156 @@
+"""The plain-language findings that open a monthly report.
+
+Each sentence carries its numbers and names the table they come from, largest issues first:
+the department's score, plan misses, KPI misses, the managers' spread, the Vasily/Valery pattern
+(equal revenue, unequal profit), and what could not be scored for lack of data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from kpilib.display import fmt, fmt_compact, month_name
+from kpilib.metrics import ADDITIVE_METRICS, METRICS
+from kpilib.monthly import MonthlyReport, plan_vs_actual, profit_table
+from kpilib.params import Kpi
+
+# Two managers "sold about as much" within this share of revenue, and their profit differs
+# "very" when by more than this share of revenue.
+SIMILAR_REVENUE = 0.10
+PROFIT_GAP = 0.15
+
+
+def findings(report: MonthlyReport) -> list[str]:
+    """The report's opening sentences, largest issues first."""
+    sentences = [_score_finding(report)]
+    sentences += _plan_findings(report)
+    sentences += _miss_findings(report)
+    sentences += _manager_findings(report)
+    profit = _profit_finding(report)
+    if profit:
+        sentences.append(profit)
+    sentences += _unscored_findings(report)
+    return sentences
+
+
+def _department_row(report: MonthlyReport) -> pd.Series:
+    return report.card.departments.set_index("department_id").loc[report.department_id]
+
+
+def _score_finding(report: MonthlyReport) -> str:
+    row = _department_row(report)
+    month = month_name(report.period)
+    if pd.isna(row["score"]):
+        return (
+            f"{report.department_name} could not be scored for {month}: no KPI had both an "
+            "actual and a target (see the department roll-up)."
+        )
+    return (
+        f"{report.department_name}'s weighted KPI score for {month} is {row['score']:.0%} "
+        f"(100% means every target met; a KPI counts up to its cap): {row['kpis_met']} of "
+        f"{row['kpis_with_data']} KPIs with data met (see the department roll-up)."
+    )
+
+
+def _plan_findings(report: MonthlyReport) -> list[str]:
+    sentences = []
+    for row in plan_vs_actual(report).to_dict("records"):
+        if math.isnan(row["Gap %"]):
+            continue
+        verb = "missed" if row["Gap"] < 0 else "beat"
+        cur = report.currency
+        sentences.append(
+            f"{report.department_name} {verb} its {row['Metric'].lower()} plan by "
+            f"{abs(row['Gap %']):.1%}: {fmt(row['Actual'], row['unit'], cur)} "
+            f"against {fmt(row['Plan'], row['unit'], cur)} (see plan versus actual)."
+        )
+    return sentences
+
+
+def _target_basis(kpi: Kpi, baseline: float, unit: str, currency: str) -> str:
+    """How a department target was set, e.g. " (baseline 53,200,000 RUB plus 100,000 RUB)"."""
+    if kpi.level == "manager" and kpi.metric in ADDITIVE_METRICS:
+        return " (the sum of its managers' targets)"
+    if kpi.target.type == "absolute" or math.isnan(baseline):
+        return ""
+    base = fmt(baseline, unit, currency)
+    if kpi.target.type == "increase":
+        return f" (baseline {base} plus {fmt(kpi.target.value, unit, currency)})"
+    return f" (baseline {base} plus {kpi.target.value:.0%} growth)"
+
+
+def _miss_findings(report: MonthlyReport, most: int = 3) -> list[str]:
+    """The worst-attained missed KPIs of the department, one per metric."""
+    kpis = report.card.department_kpis
+    missed = kpis.loc[kpis["met"].eq(False)].sort_values("attainment")
+    schema = {kpi.key: kpi for _, kpi, _ in report.scheme.weighted_kpis()}
+    sentences = []
+    for row in missed.drop_duplicates("metric").head(most).to_dict("records"):
+        metric = METRICS[row["metric"]]
+        cur = report.currency
+        basis = _target_basis(schema[row["kpi"]], row["baseline"], metric.unit, cur)
+        named = "" if row["label"] == metric.label else f"{metric.label.lower()} "
+        sentences.append(
+            f"{row['label']} missed: {named}{fmt(row['actual'], metric.unit, cur)}"
+            f" against a target of {fmt(row['target'], metric.unit, cur)}{basis}, "
+            f"{row['attainment']:.0%} attained."
+        )
+    return sentences
+
+
+def _manager_findings(report: MonthlyReport) -> list[str]:
+    scored = report.card.managers.dropna(subset=["score"]).sort_values("score")
+    if len(scored) < 2:
+        return []
+    best, worst = scored.iloc[-1], scored.iloc[0]
+    return [
+        f"Highest manager score: {best['name']} ({best['score']:.0%}); lowest: "
+        f"{worst['name']} ({worst['score']:.0%}) (see the scorecard)."
+    ]
+
+
+def _profit_finding(report: MonthlyReport) -> str | None:
+    """Two managers with similar revenue and very different net profit, the widest such gap."""
+    table = profit_table(report).dropna(subset=["Revenue", "Net profit"])
+    rows = table.loc[table["Revenue"] > 0].to_dict("records")
+    pairs = [
+        (abs(a["Net profit"] - b["Net profit"]), a, b)
+        for i, a in enumerate(rows)
+        for b in rows[i + 1 :]
+        if abs(a["Revenue"] - b["Revenue"]) <= SIMILAR_REVENUE * max(a["Revenue"], b["Revenue"])
+    ]
+    pairs = [p for p in pairs if p[0] > PROFIT_GAP * max(p[1]["Revenue"], p[2]["Revenue"])]
+    if not pairs:
+        return None
+    gap, a, b = max(pairs, key=lambda pair: pair[0])
+    low, high = (a, b) if a["Net profit"] < b["Net profit"] else (b, a)
+    cur = report.currency
+    return (
+        f"{low['Manager']} sold about as much as {high['Manager']} "
+        f"({fmt_compact(low['Revenue'], cur)} against {fmt_compact(high['Revenue'], cur)}) "
+        f"but brought {fmt_compact(gap, cur)} less net profit "
+        f"({fmt_compact(low['Net profit'], cur)} against {fmt_compact(high['Net profit'], cur)}),"
+        f" with {fmt(low['Extra hours'], 'hours')} of extra technical work against "
+        f"{fmt(high['Extra hours'], 'hours')}: revenue alone rewards the wrong manager "
+        "(see net profit per manager)."
+    )
+
+
+def _unscored_findings(report: MonthlyReport) -> list[str]:
+    kpis = report.card.department_kpis
+    no_actual = kpis.loc[kpis["actual"].isna(), "label"].tolist()
+    no_target = kpis.loc[kpis["actual"].notna() & kpis["target"].isna(), "label"].tolist()
+    sentences = []
+    if no_actual:
+        sentences.append(
+            f"No data for {', '.join(no_actual)}: the source lacks what these KPIs need, so "
+            "they are left out of the scores rather than counted as zero (see the roll-up)."
+        )
+    if no_target:
+        sentences.append(
+            f"No target for {', '.join(no_target)}: the baseline period lies outside the data "
+            "or had nothing to grow from, so these KPIs are left out of the scores."
+        )
+    return sentences
