@@ -57,7 +57,7 @@ def _score_finding(report: MonthlyReport) -> str:
 def _plan_findings(report: MonthlyReport) -> list[str]:
     sentences = []
     for row in plan_vs_actual(report).to_dict("records"):
-        if math.isnan(row["Gap %"]):
+        if row["level"] != "department" or math.isnan(row["Gap %"]):
             continue
         verb = "missed" if row["Gap"] < 0 else "beat"
         cur = report.currency

@@ -22,6 +22,7 @@ import pandera.pandas as pa
 import yaml
 
 from kpilib.errors import DataContractError, ParamsError
+from kpilib.metrics import METRICS
 from kpilib.schemas import (
     CRM,
     DEFAULT_TIER,
@@ -226,6 +227,20 @@ def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     return problems
 
 
+def _plan_metric_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+    """A plan for a metric the kit does not compute would be ignored: refuse it instead."""
+    plans = tables.get("plans")
+    if plans is None or "metric" not in plans:
+        return []
+    unknown = plans["metric"].notna() & ~plans["metric"].isin(list(METRICS))
+    if not unknown.any():
+        return []
+    rows = tuple(int(i) + 1 for i in plans.index[unknown])
+    shown = tuple(repr(str(v))[:60] for v in plans.loc[unknown, "metric"])
+    rule = f"must be one of the kit's metrics ({', '.join(METRICS)})"
+    return [Problem("plans", "metric", rule, rows, shown)]
+
+
 def _with_contract_defaults(tables: dict[str, pd.DataFrame]) -> tuple[dict, tuple[str, ...]]:
     notes = []
     managers = tables["managers"]
@@ -320,9 +335,11 @@ def validate_tables(
         problems += found
         if frame is not None:
             validated[table] = frame
-    problems += _foreign_key_problems(
-        {table: validated.get(table, raw.reset_index(drop=True)) for table, raw in tables.items()}
-    )
+    # Cross-table rules see every table, validated or as read, so no problem hides another.
+    every = {
+        table: validated.get(table, raw.reset_index(drop=True)) for table, raw in tables.items()
+    }
+    problems += _foreign_key_problems(every) + _plan_metric_problems(every)
     if problems:
         raise DataContractError(
             f"Data source {source} breaks the data contract ({len(problems)} problem(s); rows are "

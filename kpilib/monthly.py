@@ -222,33 +222,40 @@ def trends(report: MonthlyReport) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PLAN_COLUMNS = ["Who", "level", "Metric", "Plan", "Actual", "Gap", "Gap %", "unit"]
+
+
 def plan_vs_actual(report: MonthlyReport) -> pd.DataFrame:
-    """The department's plans for the month against the actuals (empty without a plans table)."""
+    """The month's plans against the actuals: the department's own, then its managers'.
+
+    Returns:
+        One row per plan (``level`` is ``department`` or ``manager``); empty without plans.
+    """
     plans = report.crm.plans
-    columns = ["Metric", "Plan", "Actual", "Gap", "Gap %", "unit"]
-    if plans is None or "department_id" not in plans:
-        return pd.DataFrame(columns=columns)
-    mine = plans.loc[
-        plans["period"].eq(f"{report.period:%Y-%m}")
-        & plans["department_id"].eq(report.department_id)
-        & plans["metric"].isin(list(METRICS))
-    ]
-    actuals = report.card.department_metrics.loc[report.department_id]
+    if plans is None:
+        return pd.DataFrame(columns=PLAN_COLUMNS)
+    month = plans.loc[plans["period"].eq(f"{report.period:%Y-%m}")]
+    card = report.card
+    owners = [
+        ("department", "department_id", card.department_metrics, {report.department_id:
+                                                                  report.department_name}),
+        ("manager", "manager_id", card.manager_metrics, _manager_names(report).to_dict()),
+    ]  # fmt: skip
     rows = []
-    for metric, target in zip(mine["metric"], mine["target"], strict=True):
-        actual = float(actuals[metric])
-        gap = actual - target
-        rows.append(
-            {
-                "Metric": METRICS[metric].label,
-                "Plan": target,
-                "Actual": actual,
-                "Gap": gap,
-                "Gap %": gap / target if target else math.nan,
-                "unit": METRICS[metric].unit,
-            }
-        )
-    return pd.DataFrame(rows, columns=columns)
+    for level, key, actuals, names in owners:
+        if key not in month:
+            continue
+        for owner, metric, target in month.loc[
+            month[key].isin(list(names)), [key, "metric", "target"]
+        ].itertuples(index=False):
+            actual = float(actuals.at[owner, metric])
+            gap = actual - target
+            rows.append({
+                "Who": names[owner], "level": level, "Metric": METRICS[metric].label,
+                "Plan": target, "Actual": actual, "Gap": gap,
+                "Gap %": gap / target if target else math.nan, "unit": METRICS[metric].unit,
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
 def provenance(report: MonthlyReport) -> pd.DataFrame:
@@ -323,6 +330,7 @@ def plan_table(report: MonthlyReport) -> Styler | HTML:
     cur = report.currency
     shown = pd.DataFrame(
         {
+            "Who": plans["Who"],
             "Metric": plans["Metric"],
             "Plan": [fmt(v, u, cur) for v, u in zip(plans["Plan"], plans["unit"], strict=True)],
             "Actual": [fmt(v, u, cur) for v, u in zip(plans["Actual"], plans["unit"], strict=True)],

@@ -515,3 +515,9 @@ def test_a_source_of_open_deals_without_a_close_date_column_is_valid():
     deals = tables["deals"].drop(columns="closed_on").assign(stage="open", client_id="c1")
     crm = validate_tables({**tables, "deals": deals})
     assert ["new", "new"] == crm.deals["sale_type"].tolist()
+
+
+def test_a_plan_for_a_metric_the_kit_does_not_compute_is_refused_not_ignored():
+    tables = broken("plans", 1, metric="turnover")
+    [line] = lines_with(contract_error(tables), "plans.metric")
+    assert "must be one of the kit's metrics" in line and [1] == reported_rows(line)

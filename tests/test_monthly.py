@@ -96,7 +96,7 @@ def test_trends_cover_the_trend_window(report):
 
 def test_plan_versus_actual_uses_the_plans_table(report):
     plans = plan_vs_actual(report)
-    assert ["Revenue"] == list(plans["Metric"])
+    assert (["Revenue"], ["North"]) == (list(plans["Metric"]), list(plans["Who"]))
     assert plans["Actual"].iloc[0] == report.card.department_metrics.loc["north", "revenue"]
 
 
