@@ -7,7 +7,7 @@ Tables reach the report as pandas Stylers whose every cell, header and index lab
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 
 import pandas as pd
@@ -73,6 +73,7 @@ def styled(
     units: Mapping[str, str] | None = None,
     currency: str = "RUB",
     caption: str | None = None,
+    right: Sequence[str] = (),
 ) -> Styler:
     """A table ready for the report: values formatted by unit, everything HTML-escaped.
 
@@ -81,6 +82,7 @@ def styled(
         units: Unit of each numeric column (``money``, ``share``, ``count``, ``days``, ``hours``).
         currency: Currency of money columns.
         caption: Optional caption, escaped too.
+        right: Columns of numbers already formatted as text, aligned like numbers.
     """
     units = dict(units or {})
     text = frame.copy()
@@ -96,9 +98,14 @@ def styled(
         .hide(axis="index")
         .set_table_attributes('class="kpi-table"')
     )
-    numeric = [c for c in text.columns if c in units]
-    if numeric:
-        styler = styler.set_properties(subset=numeric, **{"text-align": "right"})
+    numbers = set(units) | set(right)
+    align = {
+        column: [
+            {"selector": "", "props": f"text-align: {'right' if column in numbers else 'left'}"}
+        ]
+        for column in text.columns
+    }
+    styler = styler.set_table_styles(align, overwrite=False)
     if caption:
         styler = styler.set_caption(escape(caption))
     return styler

@@ -135,6 +135,14 @@ def _kpi_rows(kpis: pd.DataFrame, currency: str) -> pd.DataFrame:
     )
 
 
+KPI_UNITS = {"Attainment": "share", "Weight": "share"}
+
+
+def kpi_table(rows: pd.DataFrame) -> Styler:
+    """A table of KPI rows (`department_kpis` or `manager_kpis`) ready for the report."""
+    return styled(rows, KPI_UNITS, right=["Actual", "Target"])
+
+
 def department_kpis(report: MonthlyReport) -> pd.DataFrame:
     """The department roll-up: every KPI of the scheme on the department's figures."""
     return _kpi_rows(report.card.department_kpis, report.currency)
@@ -338,4 +346,4 @@ def plan_table(report: MonthlyReport) -> Styler | HTML:
             "Gap %": plans["Gap %"],
         }
     )
-    return styled(shown, {"Gap %": "share"}, cur)
+    return styled(shown, {"Gap %": "share"}, cur, right=["Plan", "Actual", "Gap"])
