@@ -122,8 +122,10 @@ def _score(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(scorecard_json(card), indent=2, ensure_ascii=False) + "\n")
         return 0
-    table = card.managers[SCORE_COLUMNS].merge(
-        card.manager_metrics[SCORE_METRICS], left_on="manager_id", right_index=True
+    table = (
+        card.managers[SCORE_COLUMNS]
+        .merge(card.manager_metrics[SCORE_METRICS], left_on="manager_id", right_index=True)
+        .astype({"kpis_met": "Int64", "kpis_with_data": "Int64", "deals_won": "Int64"})
     )
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)

@@ -164,3 +164,23 @@ def test_a_department_id_that_cannot_name_a_file_fails_alone(tmp_path):
     )
     assert ["north"] == [job.department_id for job in jobs]
     assert "cannot name a report file" in failed[0].error
+
+
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def test_hostile_crm_text_reaches_the_report_and_index_only_escaped(demo_source, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(demo_source, data)
+    for table, column in (("managers", "name"), ("departments", "name"), ("products", "name")):
+        frame = pd.read_csv(data / f"{table}.csv", dtype=str, keep_default_na=False)
+        frame[column] = HOSTILE + " $x$ " + frame[column]
+        frame.to_csv(data / f"{table}.csv", index=False)
+    out = tmp_path / "reports"
+    assert 0 == main(
+        ["run", "monthly", "--data", str(data), "--out", str(out), "--department", "north"]
+    )
+    for page in (out / "monthly" / PERIOD / "north.html", out / "index.html"):
+        html = page.read_text()
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
