@@ -91,8 +91,9 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
             f"data (known: {known})."
         )
     period = resolve_period(params.period, crm)
-    names = departments.set_index("department_id")["name"] if "name" in departments else {}
-    name = params.department_name or names.get(params.department) or params.department
+    names = departments.set_index("department_id").get("name", pd.Series(dtype="str"))
+    named = names.get(params.department)
+    name = params.department_name or (named if pd.notna(named) else params.department)
     card = score_period(crm, scheme, period, params.department)
     return MonthlyReport(
         params, crm, scheme, scheme_file, period, params.department, str(name), card

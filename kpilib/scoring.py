@@ -257,7 +257,8 @@ def score_period(
         ["manager_id", "kpi"], key=lambda s: s.map(order) if s.name == "kpi" else s
     ).reset_index(drop=True)
     people = managers[["manager_id", "department_id", "tier"]].assign(
-        name=managers["name"] if "name" in managers else managers["manager_id"]
+        # A manager without a name is shown by id, never as "nan".
+        name=managers.get("name", managers["manager_id"]).fillna(managers["manager_id"])
     )
     return Scorecard(
         period=period,

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kpilib.io import validate_tables
 from kpilib.params import Kpi, load_scheme
 from kpilib.scoring import (
     attainment,
@@ -341,3 +342,10 @@ def test_a_baseline_before_the_data_begins_gives_no_target_not_an_easy_one(sales
     rows = first.department_kpis.set_index(["department_id", "kpi"])
     assert math.isnan(rows.loc[("north", "department_sales_increase"), "target"])
     assert rows.loc[("north", "department_sales_increase"), "met"] is None
+
+
+def test_a_manager_without_a_name_is_shown_by_id(raw_sales, funnel):
+    managers = raw_sales["managers"].assign(name=[None, "Boris", "Vera"])
+    crm = validate_tables({**raw_sales, "managers": managers})
+    card = score_period(crm, funnel, MARCH)
+    assert ["m1", "Boris", "Vera"] == card.managers["name"].tolist()
