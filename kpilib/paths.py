@@ -10,6 +10,7 @@ PARAMS = ROOT / "params"
 DEMO_DATA = ROOT / "data" / "demo"
 REPORTS = ROOT / "reports"
 MONTHLY_NOTEBOOK = NOTEBOOKS / "monthly_fine_tuning.ipynb"
+DEFAULT_SCHEME = PARAMS / "schemes" / "sales_funnel.yaml"
 
 
 def resolve(path: str | Path) -> Path:

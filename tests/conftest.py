@@ -9,12 +9,18 @@ test that uses it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from kpilib.io import validate_tables
+from kpilib import paths
+from kpilib.demo import DemoConfig, generate
+from kpilib.io import validate_tables, write_tables
+from kpilib.monthly import MonthlyReport, prepare_monthly
 from kpilib.schemas import CRM
+
+SCHEME = str(paths.DEFAULT_SCHEME)
 
 
 def pipe_table(text: str) -> pd.DataFrame:
@@ -105,3 +111,17 @@ def raw_sales() -> dict[str, pd.DataFrame]:
 def sales_crm() -> CRM:
     """The small sales source, validated."""
     return validate_tables(sales_tables(), source="tests/conftest.py sales source")
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory) -> Path:
+    """The default demo data source, written once per test run."""
+    folder = tmp_path_factory.mktemp("demo")
+    write_tables(generate(DemoConfig()), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def report(source) -> MonthlyReport:
+    """North's monthly report for September 2026 on the demo data."""
+    return prepare_monthly(department="north", period="2026-09", data=str(source), scheme=SCHEME)

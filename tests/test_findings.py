@@ -1,0 +1,39 @@
+"""The findings that open a monthly report, checked against the demo's planted effects."""
+
+from __future__ import annotations
+
+from kpilib import paths
+from kpilib.demo import DemoConfig, ground_truth
+from kpilib.findings import findings
+from kpilib.monthly import prepare_monthly
+
+SCHEME = str(paths.DEFAULT_SCHEME)
+
+
+def _name(report, manager_id: str) -> str:
+    return report.crm.managers.set_index("manager_id")["name"][manager_id]
+
+
+def test_findings_name_the_high_revenue_low_profit_manager(report):
+    truth = ground_truth(DemoConfig())
+    text = " ".join(findings(report))
+    assert _name(report, truth.high_hours_manager_id) in text
+    assert "net profit" in text
+
+
+def test_findings_open_with_the_department_score(report):
+    assert findings(report)[0].startswith("North's weighted KPI score for September 2026 is")
+
+
+def test_findings_show_the_planted_logistics_slip_as_an_on_time_delivery_miss(source):
+    truth = ground_truth(DemoConfig())
+    month = truth.slip_months[1]
+    slipping = prepare_monthly(department="north", period=month, data=str(source), scheme=SCHEME)
+    [sentence] = [s for s in findings(slipping) if s.startswith("On-time delivery missed")]
+    assert "against a target of 95.0%" in sentence
+
+
+def test_findings_explain_a_summed_department_target(report):
+    text = " ".join(findings(report))
+    assert "New clients missed: " in text
+    assert "(the sum of its managers' targets)" in text
