@@ -7,7 +7,7 @@ from kpilib import display, plots
 from kpilib.display import styled
 from kpilib.errors import DataContractError, KpiError, ParamsError, ReportError
 from kpilib.findings import findings
-from kpilib.io import read_source, validate_tables
+from kpilib.io import read_source
 from kpilib.metrics import METRICS, MetricSettings, indicators, revenue_by
 from kpilib.monthly import (
     PROFIT_UNITS,
@@ -32,6 +32,7 @@ from kpilib.monthly import (
 from kpilib.params import Scheme, load_scheme
 from kpilib.periods import latest_complete_month, parse_month
 from kpilib.scoring import Scorecard, score_period, scorecard_json
+from kpilib.validation import validate_tables
 
 __all__ = [
     "METRICS",

@@ -1,10 +1,8 @@
 """The only module that reads and writes files: data sources, YAML and result files.
 
 A data source is a folder holding the contract's tables as ``<table>.csv``, ``<table>.parquet`` or
-``<table>.xlsx``. Every table is validated against `kpilib.schemas` at once, and every problem is
-collected into one `DataContractError` naming table, column, rule, count and the first offending
-rows. Nothing is dropped or altered silently: the only filled values are the contract's own
-defaults (a manager's tier, a deal's sale type), and a note says how many were filled.
+``<table>.xlsx``. Cells are read as they are (CSV and Excel as text) and handed to
+`kpilib.validation`, which checks them against the contract and reports every problem at once.
 """
 
 from __future__ import annotations
@@ -13,50 +11,17 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
 import yaml
 
 from kpilib.errors import DataContractError, ParamsError
-from kpilib.metrics import METRICS
-from kpilib.schemas import (
-    CRM,
-    DEFAULT_TIER,
-    FOREIGN_KEYS,
-    MODELS,
-    REQUIRED_TABLES,
-    first_won_deals,
-)
+from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES
+from kpilib.validation import validate_tables
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "excel", ".xls": "excel"}
-_SHOWN_ROWS = 5
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One broken rule of the data contract."""
-
-    table: str
-    column: str
-    rule: str
-    rows: tuple[int, ...]
-    values: tuple[str, ...]
-
-    def describe(self) -> str:
-        """One line for people: where, which rule, how many, the first rows and their values."""
-        shown = ", ".join(
-            f"row {row} ({value})" if value else f"row {row}"
-            for row, value in zip(self.rows[:_SHOWN_ROWS], self.values[:_SHOWN_ROWS], strict=False)
-        )
-        more = f", and {len(self.rows) - _SHOWN_ROWS} more" if len(self.rows) > _SHOWN_ROWS else ""
-        where = f"{self.table}.{self.column}" if self.column else self.table
-        if not self.rows:
-            return f"- {where}: {self.rule}"
-        return f"- {where}: {self.rule}: {len(self.rows)} row(s): {shown}{more}"
 
 
 def find_tables(folder: Path) -> dict[str, Path]:
@@ -110,179 +75,6 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise DataContractError(f"Cannot read {path}: {exc}") from exc
 
 
-def _problems_from_pandera(table: str, errors: pa.errors.SchemaErrors) -> list[Problem]:
-    cases = errors.failure_cases.copy()
-    cases["column"] = cases["column"].fillna("").astype(str)
-    cases["check"] = cases["check"].astype(str)
-    missing = cases["check"].eq("column_in_dataframe")
-    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"].astype(str)
-    # A table-wide rule fails once per column of each offending row: report it once, by rows.
-    table_wide = cases["schema_context"].eq("DataFrameSchema") & ~missing
-    cases.loc[table_wide, "column"] = ""
-    cases.loc[table_wide, "failure_case"] = None
-    cases = cases.drop_duplicates(["column", "check", "index"])
-    # A value that failed coercion also fails the dtype check and any comparison check of that
-    # column; the coercion failure is the one worth telling.
-    coerced = set(cases.loc[cases["check"].str.startswith("coerce_dtype"), "column"])
-    redundant = cases["column"].isin(coerced) & ~cases["check"].str.startswith("coerce_dtype")
-    cases = cases.loc[~redundant]
-    problems = []
-    for (column, check), group in cases.groupby(["column", "check"], sort=False):
-        rows = tuple(int(i) + 1 for i in group["index"].dropna())
-        values = tuple("" if pd.isna(v) else repr(str(v))[:60] for v in group["failure_case"])
-        problems.append(Problem(table, column, _rule_text(check), rows, values if rows else ()))
-    return problems
-
-
-_TYPE_NAMES = {"'datetime64[ns]'": "a date", "'float64'": "a number", "'str'": "text"}
-_RULES = [
-    (re.compile(r"coerce_dtype\((.*)\)"), "cannot be read as {}"),
-    (re.compile(r"isin\(\[(.*)\]\)"), "must be one of {}"),
-    (re.compile(r"greater_than_or_equal_to\((.*)\)"), "must be at least {}"),
-    (re.compile(r"str_matches\('(.*)'\)"), "must match the pattern {}"),
-]
-
-
-def _rule_text(check: str) -> str:
-    readable = {
-        "column_in_dataframe": "required column is missing",
-        "field_uniqueness": "values must be unique",
-        "not_nullable": "value is required",
-    }
-    if check in readable:
-        return readable[check]
-    for pattern, template in _RULES:
-        matched = pattern.fullmatch(check)
-        if matched:
-            value = matched.group(1)
-            return template.format(_TYPE_NAMES.get(value, value.replace("'", "")))
-    return check
-
-
-# A time of day followed by a zone designator: "10:00Z", "10:00:00+03:00", "10:00 -0500".
-_TIME_ZONE = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
-DATE_RULE = "cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone)"
-
-
-def _date_columns(table: str, raw: pd.DataFrame) -> list[str]:
-    columns = MODELS[table].to_schema().columns
-    return [name for name, column in columns.items()
-            if "datetime" in str(column.dtype) and name in raw]  # fmt: skip
-
-
-def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
-    """Read the contract's date columns given as text strictly as ISO 8601.
-
-    ``03.02.2025`` is ambiguous (3 February or 2 March) and a time-zone offset would move a
-    timestamp across midnight or a month's end; both are refused rather than guessed.
-
-    Returns:
-        The table with those columns as datetimes (missing where refused), and the problems.
-    """
-    frame, problems = raw, []
-    for column in _date_columns(table, raw):
-        values = raw[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            continue
-        text = values.astype("str").str.strip().where(values.notna())
-        text = text.where(text != "")  # a blank cell is an empty one
-        zoned = text.str.contains(_TIME_ZONE, regex=True, na=False)
-        parsed = pd.to_datetime(text.where(~zoned), format="ISO8601", errors="coerce")
-        bad = text.notna() & (zoned | parsed.isna())
-        if bad.any():
-            rows = tuple(int(i) + 1 for i in raw.index[bad])
-            shown = tuple(repr(str(v))[:60] for v in values[bad])
-            problems.append(Problem(table, column, DATE_RULE, rows, shown))
-        frame = frame.assign(**{column: parsed})
-    return frame, problems
-
-
-def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
-    """Validate one table against its contract model, collecting every problem."""
-    frame, problems = read_dates(table, raw.reset_index(drop=True))
-    refused = {p.column for p in problems}
-    try:
-        validated = MODELS[table].validate(frame, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        # A refused date is missing now; "value is required" would only repeat its problem.
-        found = _problems_from_pandera(table, errors)
-        return None, problems + [
-            p for p in found if not (p.column in refused and p.rule == "value is required")
-        ]
-    return (None, problems) if problems else (validated, [])
-
-
-def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    problems = []
-    for (table, column), (ref_table, ref_column) in FOREIGN_KEYS.items():
-        if table not in tables or ref_table not in tables or column not in tables[table]:
-            continue
-        values = tables[table][column]
-        bad = values.notna() & ~values.isin(tables[ref_table][ref_column])
-        if bad.any():
-            rows = tuple(int(i) + 1 for i in values.index[bad])
-            shown = tuple(repr(str(v))[:60] for v in values[bad])
-            rule = f"must refer to an existing {ref_table}.{ref_column}"
-            problems.append(Problem(table, column, rule, rows, shown))
-    return problems
-
-
-def _plan_metric_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
-    """A plan for a metric the kit does not compute would be ignored: refuse it instead."""
-    plans = tables.get("plans")
-    if plans is None or "metric" not in plans:
-        return []
-    unknown = plans["metric"].notna() & ~plans["metric"].isin(list(METRICS))
-    if not unknown.any():
-        return []
-    rows = tuple(int(i) + 1 for i in plans.index[unknown])
-    shown = tuple(repr(str(v))[:60] for v in plans.loc[unknown, "metric"])
-    rule = f"must be one of the kit's metrics ({', '.join(METRICS)})"
-    return [Problem("plans", "metric", rule, rows, shown)]
-
-
-def _with_contract_defaults(tables: dict[str, pd.DataFrame]) -> tuple[dict, tuple[str, ...]]:
-    notes = []
-    managers = tables["managers"]
-    if "tier" not in managers:
-        managers = managers.assign(tier=DEFAULT_TIER)
-    elif managers["tier"].isna().any():
-        notes.append(
-            f"{int(managers['tier'].isna().sum())} manager(s) without a tier: "
-            f"'{DEFAULT_TIER}' assumed."
-        )
-        managers = managers.assign(tier=managers["tier"].fillna(DEFAULT_TIER))
-    deals = tables["deals"]
-    missing_types = deals["sale_type"].isna().sum() if "sale_type" in deals else len(deals)
-    if missing_types and "client_id" in deals:
-        deals = deals.assign(sale_type=derive_sale_types(deals))
-        notes.append(
-            f"{int(missing_types)} deal(s) without a sale type: derived "
-            "(a client's first won deal is 'new', later ones 'repeat')."
-        )
-    return {**tables, "managers": managers, "deals": deals}, tuple(notes)
-
-
-def derive_sale_types(deals: pd.DataFrame) -> pd.Series:
-    """The contract's sale type where the source has none.
-
-    A client's first won deal (by close date) is ``new``; its later deals are ``repeat``; deals of a
-    client that has not been won yet are ``new``. Values present in the source are kept.
-    """
-    if "closed_on" not in deals:  # without close dates no deal is won yet: all are new business
-        return deals.get("sale_type", pd.Series(index=deals.index, dtype="str")).fillna("new")
-    first = first_won_deals(deals).set_index("client_id")
-    first_id = deals["client_id"].map(first["deal_id"])
-    first_date = deals["client_id"].map(first["closed_on"])
-    won_later = deals["stage"].eq("won") & first_id.notna() & deals["deal_id"].ne(first_id)
-    pursued_later = deals["stage"].ne("won") & deals["created_on"].gt(first_date)
-    is_later = won_later | pursued_later
-    derived = pd.Series("new", index=deals.index, dtype="str").where(~is_later, "repeat")
-    if "sale_type" not in deals:
-        return derived
-    return deals["sale_type"].fillna(derived)
-
-
 def fingerprint(paths: Mapping[str, Path]) -> str:
     """A short digest of the files' names and bytes: one fingerprint, one and the same data."""
     digest = hashlib.sha256()
@@ -308,45 +100,6 @@ def read_source(folder: Path | str) -> CRM:
     paths = find_tables(folder)
     raw = {table: read_raw(path) for table, path in paths.items()}
     return validate_tables(raw, source=str(folder), digest=fingerprint(paths))
-
-
-def validate_tables(
-    tables: Mapping[str, pd.DataFrame], source: str = "(in memory)", digest: str = ""
-) -> CRM:
-    """Validate raw tables against the data contract, collecting every problem.
-
-    Args:
-        tables: Raw tables keyed by contract table name; ``managers`` and ``deals`` required.
-        source: Where they came from, for messages and provenance.
-        digest: The source's fingerprint.
-
-    Raises:
-        DataContractError: Listing every problem of every table at once.
-    """
-    missing = [table for table in REQUIRED_TABLES if table not in tables]
-    if missing:
-        raise DataContractError(
-            f"Data source {source} lacks the required table(s) {', '.join(missing)}."
-        )
-    validated: dict[str, pd.DataFrame] = {}
-    problems: list[Problem] = []
-    for table, raw in tables.items():
-        frame, found = validate_table(table, raw)
-        problems += found
-        if frame is not None:
-            validated[table] = frame
-    # Cross-table rules see every table, validated or as read, so no problem hides another.
-    every = {
-        table: validated.get(table, raw.reset_index(drop=True)) for table, raw in tables.items()
-    }
-    problems += _foreign_key_problems(every) + _plan_metric_problems(every)
-    if problems:
-        raise DataContractError(
-            f"Data source {source} breaks the data contract ({len(problems)} problem(s); rows are "
-            "numbered from 1 after the header):\n" + "\n".join(p.describe() for p in problems)
-        )
-    validated, notes = _with_contract_defaults(validated)
-    return CRM(**validated, fingerprint=digest, source=source, notes=notes)
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, fmt: str = "csv") -> list[Path]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kpilib.io import validate_tables
 from kpilib.schemas import CRM
+from kpilib.validation import validate_tables
 
 
 def vasily_valery_tables() -> dict[str, pd.DataFrame]:

@@ -16,9 +16,10 @@ import pytest
 
 from kpilib import paths
 from kpilib.demo import DemoConfig, generate
-from kpilib.io import validate_tables, write_tables
+from kpilib.io import write_tables
 from kpilib.monthly import MonthlyReport, prepare_monthly
 from kpilib.schemas import CRM
+from kpilib.validation import validate_tables
 
 SCHEME = str(paths.DEFAULT_SCHEME)
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpilib.io import validate_tables
 from kpilib.metrics import METRICS, MetricSettings, entities, indicators, revenue_by
 from kpilib.testing import vasily_valery
+from kpilib.validation import validate_tables
 
 MARCH = pd.Period("2025-03", freq="M")
 YEAR_AGO = pd.Period("2024-03", freq="M")

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from kpilib.errors import ParamsError
-from kpilib.io import validate_tables
 from kpilib.periods import (
     bounds,
     data_as_of,
@@ -19,6 +18,7 @@ from kpilib.periods import (
     resolve_period,
 )
 from kpilib.schemas import CRM
+from kpilib.validation import validate_tables
 
 MARCH = pd.Period("2025-03", freq="M")
 

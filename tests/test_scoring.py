@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kpilib.io import validate_tables
 from kpilib.params import Kpi, load_scheme
 from kpilib.scoring import (
     attainment,
@@ -28,6 +27,7 @@ from kpilib.scoring import (
     scorecard_json,
     weighted_score,
 )
+from kpilib.validation import validate_tables
 
 FUNNEL = Path(__file__).resolve().parents[1] / "params" / "schemes" / "sales_funnel.yaml"
 MARCH = pd.Period("2025-03", freq="M")
