@@ -70,7 +70,10 @@ def read_raw(path: Path) -> pd.DataFrame:
             )
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_excel(path, dtype=str, keep_default_na=False, na_values=[""])
+        # calamine reads both .xlsx and the older .xls format.
+        return pd.read_excel(
+            path, dtype=str, keep_default_na=False, na_values=[""], engine="calamine"
+        )
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise DataContractError(f"Cannot read {path}: {exc}") from exc
 

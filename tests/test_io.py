@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kpilib.errors import DataContractError, ParamsError
-from kpilib.io import read_source, read_yaml, write_tables
+from kpilib.io import read_raw, read_source, read_yaml, write_tables
 from kpilib.testing import vasily_valery_tables
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -191,3 +191,11 @@ def test_a_table_present_in_two_formats_is_refused(tmp_path):
     with pytest.raises(DataContractError, match="more than one file") as raised:
         read_source(folder)
     assert "deals: deals.csv, deals.xlsx" in str(raised.value)
+
+
+def test_an_old_xls_workbook_reads_too():
+    workbook = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "superstore"
+    if not (workbook / "Sample - Superstore.xls").exists():
+        pytest.skip("../shared/datasets/superstore is not beside the checkout")
+    orders = read_raw(workbook / "Sample - Superstore.xls")  # the first sheet
+    assert (9994, "CA-2013-152156") == (len(orders), orders.loc[0, "Order ID"])
