@@ -23,6 +23,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 from traitlets.config import Config
 
+from kpilib.display import fmt
 from kpilib.errors import ReportError
 
 __all__ = ["declared_parameters", "execute_notebook", "export_html", "write_index"]
@@ -433,15 +434,14 @@ def _number(value: object) -> float | None:
 
 def _percent(value: object) -> str:
     number = _number(value)
-    return _NO_DATA if number is None else f"{number:.0%}"
+    return _NO_DATA if number is None else escape(fmt(number, "share"))
 
 
 def _money(value: object, currency: object) -> str:
     number = _number(value)
     if number is None:
         return _NO_DATA
-    unit = f" {escape(str(currency))}" if currency else ""
-    return f"{number:,.0f}{unit}"
+    return escape(fmt(number, "money", str(currency) if currency else "").strip())
 
 
 def _ratio(met: object, total: object) -> str:

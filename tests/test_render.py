@@ -288,7 +288,7 @@ def test_index_lists_reports_newest_period_first_with_relative_links(reports: Pa
 def test_index_shows_headline_numbers_formatted(reports: Path) -> None:
     page = write_index(reports).read_text(encoding="utf-8")
 
-    assert "93%" in page
+    assert "93.0%" in page
     assert "12,345,678 RUB" in page
     assert "3,456,789 RUB" in page
     assert "5 / 8" in page
