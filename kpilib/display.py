@@ -14,8 +14,6 @@ import pandas as pd
 from IPython.display import HTML
 from pandas.io.formats.style import Styler
 
-from kpilib.metrics import METRICS
-
 NO_DATA = "no data"
 MONTH_FORMAT = "%B %Y"
 
@@ -49,11 +47,6 @@ def fmt_compact(value: object, currency: str = "RUB") -> str:
         if abs(number) >= size:
             return f"{number / size:,.1f}{suffix} {currency}"
     return f"{number:,.0f} {currency}"
-
-
-def fmt_metric(metric: str, value: object, currency: str = "RUB") -> str:
-    """A registered indicator's value in its unit."""
-    return fmt(value, METRICS[metric].unit, currency)
 
 
 def fmt_met(met: object) -> str:

@@ -80,9 +80,7 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
         raise ParamsError("Report parameters are invalid:\n" + "\n".join(lines)) from None
     crm = read_source(paths.resolve(params.data))
     scheme_file = paths.resolve(params.scheme)
-    scheme = load_scheme(scheme_file)
-    if params.technical_hour_cost is not None:
-        scheme = scheme.model_copy(update={"technical_hour_cost": params.technical_hour_cost})
+    scheme = load_scheme(scheme_file).with_hour_cost(params.technical_hour_cost)
     departments = sales_departments(crm)
     if params.department not in set(departments["department_id"]):
         known = ", ".join(departments["department_id"])

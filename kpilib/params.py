@@ -159,6 +159,10 @@ class Scheme(_Strict):
             raise ValueError(f"KPI ids must be unique; repeated: {doubles} (give each an id)")
         return self
 
+    def with_hour_cost(self, cost: float | None) -> Scheme:
+        """The scheme with another technical hour cost (unchanged when `cost` is None)."""
+        return self if cost is None else self.model_copy(update={"technical_hour_cost": cost})
+
     def weighted_kpis(self) -> list[tuple[Goal, Kpi, float]]:
         """Every KPI with its goal and its weight in the whole scheme."""
         return [(goal, kpi, goal.kpi_weight(kpi)) for goal in self.goals for kpi in goal.kpis]
@@ -267,6 +271,4 @@ def scheme_path(params_dir: Path, run: RunParams) -> Path:
 def effective_scheme(params_dir: Path, run: RunParams) -> Scheme:
     """The run's scheme, with the run's hourly cost where it overrides the scheme's."""
     scheme = load_scheme(scheme_path(params_dir, run))
-    if run.technical_hour_cost is None:
-        return scheme
-    return scheme.model_copy(update={"technical_hour_cost": run.technical_hour_cost})
+    return scheme.with_hour_cost(run.technical_hour_cost)
