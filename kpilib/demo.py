@@ -35,7 +35,8 @@ usually large (about one contract of at least 1,500,000 RUB per manager and mont
 table holds a couple of thousand companies. In ``west`` one regular leaves a third of the way in and
 a replacement is hired the next day. Monthly department revenue plans are 4% above the mean of the
 season-adjusted pre-pilot average and the previous year's actual for the same month, so departments
-without the pilot land at about 92-97% of plan and ``east`` above it once the pilot runs.
+without the pilot land at about 92-97% of plan and ``east`` above it once the pilot runs; plans
+run ``PLAN_AHEAD`` = 3 months past ``end``.
 """
 
 import re
@@ -58,6 +59,7 @@ PILOT_UPLIFT = 1.15
 HOURLY_COST = 1_500.0  # the design card's cost of a technical staff hour, RUB
 HIGH_HOURS_COST_SHARE = (0.2, 0.3)  # Vasily's extra-hour cost as a share of a won deal's amount
 ON_TIME_NORMAL, ON_TIME_SLIP = 0.97, 0.75
+PLAN_AHEAD = 3  # months of plans past the last month with data
 # Expected days from closing to delivery: promises fall 2-5 days after closing (3.5 on average);
 # normally orders arrive on the promised day or the day before and late ones 1-4 days after it;
 # in the slip on-time orders arrive on the promised day and late ones 2-10 days after it.
@@ -537,8 +539,12 @@ def _requests(won: pd.DataFrame, last_day: int, rng: np.random.Generator) -> pd.
 
 
 def _plans(deals: pd.DataFrame, config: DemoConfig) -> pd.DataFrame:
-    """Monthly revenue plans per sales department: 4% above expectation and last year's actual."""
+    """Monthly revenue plans per sales department: 4% above expectation and last year's actual.
+
+    Plans run ``PLAN_AHEAD`` months past the data, as a company's plans for the coming months do.
+    """
     window = _window(config)
+    planned = pd.period_range(window[0], periods=config.months + PLAN_AHEAD, freq="M")
     won = deals[deals["stage"].eq("won")]
     actual = (
         won.groupby(["department_id", _months_of(won["closed"])])["amount"]
@@ -546,18 +552,18 @@ def _plans(deals: pd.DataFrame, config: DemoConfig) -> pd.DataFrame:
         .unstack(fill_value=0.0)
         .reindex(index=_sales_ids(config.sales_departments), columns=window, fill_value=0.0)
     )
-    season = np.array([SEASONALITY[m] for m in window.month])
+    season = np.array([SEASONALITY[m] for m in planned.month])
     before = np.asarray(window.start_time < _kpi_since(config))
-    baseline = (actual.loc[:, before] / season[before]).mean(axis=1).to_numpy()
+    baseline = (actual.loc[:, before] / season[: len(window)][before]).mean(axis=1).to_numpy()
     expected = baseline[:, None] * season
-    last_year = actual.shift(12, axis=1).to_numpy()
+    last_year = actual.reindex(columns=planned - 12).to_numpy()
     target = 1.04 * (expected + np.where(np.isnan(last_year), expected, last_year)) / 2
     return pd.DataFrame(
         {
-            "period": np.tile(window.strftime("%Y-%m"), len(actual)),
+            "period": np.tile(planned.strftime("%Y-%m"), len(actual)),
             "metric": "revenue",
             "target": target.round(-4).ravel(),
-            "department_id": np.repeat(actual.index.to_numpy(), len(window)),
+            "department_id": np.repeat(actual.index.to_numpy(), len(planned)),
             "manager_id": pd.Series(np.nan, index=range(target.size), dtype="str"),
         }
     )

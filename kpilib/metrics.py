@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -226,8 +227,9 @@ class _Context:
     index: pd.Index
     settings: MetricSettings
 
-    @property
+    @cached_property
     def won(self) -> pd.DataFrame:
+        """Won deals closed in the period (computed once per context)."""
         return self.deals.loc[_closed_in(self.deals, self.period) & self.deals["stage"].eq("won")]
 
     def sum(self, frame: pd.DataFrame, column: str) -> pd.Series:

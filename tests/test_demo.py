@@ -223,7 +223,8 @@ def test_requests_are_answered_within_hours(crm):
 
 def test_plans_cover_each_sales_department_and_month_with_exactly_one_owner(crm):
     plans = crm["plans"]
-    assert len(plans) == 4 * 30
+    assert len(plans) == 4 * (30 + 3)  # the data's months and the three months after them
+    assert "2027-01" == plans["period"].max()
     assert not plans.duplicated(["period", "department_id"]).any()
     assert plans["manager_id"].isna().all() and plans["department_id"].notna().all()
     assert plans["period"].str.fullmatch(r"\d{4}-\d{2}").all()
