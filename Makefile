@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := data/demo
 
-.PHONY: help env demo reports test lint format clean
+LAB := $(VENV)/.lab-installed
+LAB_ARGS ?=
+
+.PHONY: help env demo reports test lab lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +31,13 @@ demo: $(DEMO)/deals.csv  ## generate the demo CRM data and run the monthly repor
 test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data)
 	$(BIN)/ruff check kpilib tests
 	$(BIN)/pytest --nbval-lax --nbval-current-env tests notebooks
+
+$(LAB): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	touch $(LAB)
+
+lab: $(LAB) $(DEMO)/deals.csv  ## open JupyterLab on the notebooks, with the demo data ready
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint:  ## check style
 	$(BIN)/ruff check kpilib tests

@@ -3,7 +3,8 @@
 The names below are what notebooks and analysts use; everything else is internal.
 """
 
-from kpilib import display, plots
+from kpilib import discrepancies, display, drill, history, plots, tuning
+from kpilib.discrepancies import discrepancy_register, register_table
 from kpilib.display import styled
 from kpilib.errors import DataContractError, KpiError, ParamsError, ReportError
 from kpilib.findings import findings
@@ -48,8 +49,12 @@ __all__ = [
     "Scorecard",
     "business_mix",
     "department_kpis",
+    "discrepancies",
+    "discrepancy_register",
     "display",
+    "drill",
     "findings",
+    "history",
     "indicators",
     "kpi_table",
     "latest_complete_month",
@@ -64,6 +69,7 @@ __all__ = [
     "profit_table",
     "provenance",
     "read_source",
+    "register_table",
     "report_header",
     "revenue_by",
     "revenue_structure",
@@ -73,5 +79,6 @@ __all__ = [
     "scorecard_json",
     "styled",
     "trends",
+    "tuning",
     "validate_tables",
 ]

@@ -1,4 +1,4 @@
-"""The ``kpi`` command line: demo data, validation, scoring and report batches.
+"""The ``kpi`` command line: demo data, validation, scoring, report batches and what-ifs.
 
 Errors in input or parameters end the command with a one-paragraph message and exit code 2; a
 batch in which some reports failed finishes the others and exits with 1.
@@ -22,11 +22,12 @@ from kpilib.demo import DemoConfig, generate
 from kpilib.errors import KpiError, ParamsError
 from kpilib.io import read_source, write_tables
 from kpilib.metrics import sales_departments
-from kpilib.params import effective_scheme, load_run_params, parse_overrides
-from kpilib.periods import latest_complete_month, resolve_period
+from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
+from kpilib.periods import latest_complete_month, parse_month, resolve_period
 from kpilib.runner import Outcome, finish_batch, monthly_jobs, run_jobs
-from kpilib.schemas import MODELS
+from kpilib.schemas import CRM, MODELS
 from kpilib.scoring import score_period, scorecard_json
+from kpilib.tuning import whatif, whatif_table
 
 log = logging.getLogger("kpi")
 SCORE_COLUMNS = [
@@ -68,6 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--department", action="append", help="department id (repeatable)")
     run.add_argument("--out", type=Path, default=paths.REPORTS)
     run.add_argument("--jobs", type=int, default=1, help="reports run at once (default 1)")
+
+    whatif = commands.add_parser(
+        "whatif", help="re-score past months under a proposed scheme and compare"
+    )
+    whatif.add_argument("--scheme", type=Path, required=True, help="the proposed scheme file")
+    whatif.add_argument("--from", dest="first", required=True, help="first month, YYYY-MM")
+    whatif.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
+    whatif.add_argument("--data", type=Path, default=paths.DEMO_DATA)
+    whatif.add_argument("--department", help="one department id (default: all)")
+    whatif.add_argument("--params", type=Path, default=paths.PARAMS, help="parameters folder")
+    whatif.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter"
+    )
+    whatif.add_argument("--format", choices=["table", "json"], default="table")
     return parser
 
 
@@ -185,7 +200,59 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": _demo, "validate": _validate, "score": _score, "run": _run}
+def _months(crm: CRM, first: str, last: str) -> list[pd.Period]:
+    start, end = parse_month(first), parse_month(last)
+    if start > end:
+        raise ParamsError(f"--from {first} is after --to {last}.")
+    resolve_period(last, crm)  # refuses months the data does not reach
+    return list(pd.period_range(start, end, freq="M"))
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    crm = read_source(args.data)
+    if args.department and args.department not in set(sales_departments(crm)["department_id"]):
+        raise ParamsError(
+            f"Department {args.department!r} is not a sales department of {args.data}."
+        )
+    run = load_run_params(args.params, args.department, parse_overrides(args.set))
+    current = effective_scheme(args.params, run)
+    proposed = load_scheme(args.scheme).with_hour_cost(run.technical_hour_cost)
+    months = _months(crm, args.first, args.last)
+    result = whatif(crm, current, proposed, months, args.department)
+    if args.format == "json":
+        data = {
+            "months": [f"{m:%Y-%m}" for m in result.months],
+            "current_scheme": current.name,
+            "proposed_scheme": proposed.name,
+            "total": result.total,
+            "managers": json.loads(result.managers.to_json(orient="records")),
+            "kpis": json.loads(result.kpis.to_json(orient="records")),
+        }
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    span = f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}"
+    shares = {"Score now": "{:.1%}", "Score proposed": "{:.1%}", "Change": "{:+.1%}"}
+    table = whatif_table(result)
+    kpis = result.kpis.set_index("label")[["share_met_current", "share_met_proposed"]]
+    sys.stdout.write(
+        f"What-if over {span} ({len(months)} months): {current.name!r} now, "
+        f"{proposed.name!r} proposed ({args.scheme})\n\n"
+        + table.to_string(index=False, formatters={k: v.format for k, v in shares.items()})
+        + "\n\nShare of manager-months meeting each KPI\n"
+        + kpis.rename(columns={"share_met_current": "now", "share_met_proposed": "proposed"})
+        .to_string(float_format="{:.1%}".format, na_rep="not in scheme")
+        + "\n"
+    )
+    return 0
+
+
+COMMANDS = {
+    "demo": _demo,
+    "validate": _validate,
+    "score": _score,
+    "run": _run,
+    "whatif": _whatif,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

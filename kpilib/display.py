@@ -38,6 +38,13 @@ def fmt(value: object, unit: str, currency: str = "RUB") -> str:
     return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
 
 
+def fmt_diff(value: object, unit: str, currency: str = "RUB") -> str:
+    """A difference in its unit; a difference of shares is in percentage points (``26.6 pp``)."""
+    if unit == "share" and not _missing(value):
+        return f"{float(value) * 100:.1f} pp"  # type: ignore[arg-type]
+    return fmt(value, unit, currency)
+
+
 def fmt_compact(value: object, currency: str = "RUB") -> str:
     """Money in short form for sentences: ``12.3M RUB``, ``450K RUB``."""
     if _missing(value):

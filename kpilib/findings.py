@@ -11,7 +11,8 @@ import math
 
 import pandas as pd
 
-from kpilib.display import fmt, fmt_compact, month_name
+from kpilib.discrepancies import discrepancy_register, recoveries
+from kpilib.display import fmt, fmt_compact, fmt_diff, month_name
 from kpilib.metrics import ADDITIVE_METRICS, METRICS
 from kpilib.monthly import MonthlyReport, plan_vs_actual, profit_table
 from kpilib.params import Kpi
@@ -27,6 +28,7 @@ def findings(report: MonthlyReport) -> list[str]:
     sentences = [_score_finding(report)]
     sentences += _plan_findings(report)
     sentences += _miss_findings(report)
+    sentences += _improvement_findings(report)
     sentences += _manager_findings(report)
     profit = _profit_finding(report)
     if profit:
@@ -81,21 +83,48 @@ def _target_basis(kpi: Kpi, baseline: float, unit: str, currency: str) -> str:
     return f" (baseline {base} plus {kpi.target.value:.0%} growth)"
 
 
+def _run_text(months: int, open_ended: bool) -> str:
+    if open_ended:
+        return f" in every one of the {months} months shown"
+    return f" for {months} months running" if months > 1 else ""
+
+
 def _miss_findings(report: MonthlyReport, most: int = 3) -> list[str]:
-    """The worst-attained missed KPIs of the department, one per metric."""
-    kpis = report.card.department_kpis
-    missed = kpis.loc[kpis["met"].eq(False)].sort_values("attainment")
+    """The department's missed KPIs, persistent misses first, one per metric."""
+    register = discrepancy_register(report.history, report.period)
+    missed = register.loc[register["level"].eq("department")]
     schema = {kpi.key: kpi for _, kpi, _ in report.scheme.weighted_kpis()}
+    kpis = report.card.department_kpis.set_index("kpi")
     sentences = []
     for row in missed.drop_duplicates("metric").head(most).to_dict("records"):
         metric = METRICS[row["metric"]]
         cur = report.currency
-        basis = _target_basis(schema[row["kpi"]], row["baseline"], metric.unit, cur)
+        basis = _target_basis(schema[row["kpi"]], kpis.at[row["kpi"], "baseline"], metric.unit,
+                              cur)  # fmt: skip
         named = "" if row["label"] == metric.label else f"{metric.label.lower()} "
         sentences.append(
-            f"{row['label']} missed: {named}{fmt(row['actual'], metric.unit, cur)}"
-            f" against a target of {fmt(row['target'], metric.unit, cur)}{basis}, "
-            f"{row['attainment']:.0%} attained."
+            f"{row['label']} missed{_run_text(row['months_running'], row['open_ended'])}: "
+            f"{named}{fmt(row['actual'], metric.unit, cur)} against a target of "
+            f"{fmt(row['target'], metric.unit, cur)}{basis}, short by "
+            f"{fmt_diff(row['shortfall'], metric.unit, cur)} ({row['shortfall_pct']:.1%} of the "
+            "target; see the "
+            "discrepancy register)."
+        )
+    return sentences
+
+
+def _improvement_findings(report: MonthlyReport) -> list[str]:
+    """Department KPIs met this month after a run of misses."""
+    sentences = []
+    for row in recoveries(report.history, report.period).to_dict("records"):
+        unit = METRICS[row["metric"]].unit
+        cur = report.currency
+        run = row["months_missed_before"]
+        sentences.append(
+            f"Improved: {row['label']} met its target after "
+            f"{'a month' if run == 1 else f'{run} months'} of misses: "
+            f"{fmt(row['actual'], unit, cur)} against {fmt(row['target'], unit, cur)}, "
+            f"up from {fmt(row['previous_actual'], unit, cur)} (see the department roll-up)."
         )
     return sentences
 

@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kpilib import paths
 from kpilib.display import fmt, fmt_met, header, month_name, note, styled
 from kpilib.errors import ParamsError
+from kpilib.history import ScoreHistory, score_window
 from kpilib.io import read_source, write_json
-from kpilib.metrics import METRICS, indicators, revenue_by, sales_departments
+from kpilib.metrics import METRICS, revenue_by, sales_departments
 from kpilib.params import Scheme, load_scheme
-from kpilib.periods import months_ending, resolve_period
+from kpilib.periods import resolve_period
 from kpilib.schemas import CRM
-from kpilib.scoring import Scorecard, score_period, scorecard_json
+from kpilib.scoring import Scorecard, scorecard_json
 
 TREND_METRICS = ("revenue", "net_profit", "deals_won", "win_rate", "avg_deal")
 
@@ -59,6 +60,7 @@ class MonthlyReport:
     department_id: str
     department_name: str
     card: Scorecard
+    history: ScoreHistory
 
     @property
     def currency(self) -> str:
@@ -92,9 +94,17 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
     names = departments.set_index("department_id").get("name", pd.Series(dtype="str"))
     named = names.get(params.department)
     name = params.department_name or (named if pd.notna(named) else params.department)
-    card = score_period(crm, scheme, period, params.department)
+    history = score_window(crm, scheme, period, params.trend_months, params.department)
     return MonthlyReport(
-        params, crm, scheme, scheme_file, period, params.department, str(name), card
+        params,
+        crm,
+        scheme,
+        scheme_file,
+        period,
+        params.department,
+        str(name),
+        history.card(period),
+        history,
     )
 
 
@@ -218,15 +228,11 @@ def business_mix(report: MonthlyReport) -> pd.DataFrame:
 
 def trends(report: MonthlyReport) -> pd.DataFrame:
     """The department's indicators month by month over the trend window, oldest first."""
-    months = months_ending(report.period, report.params.trend_months)
-    index = pd.Index([report.department_id], name="department_id", dtype="str")
-    rows = []
-    for month in months:
-        values = indicators(
-            report.crm, month, "department", report.scheme.settings(month), TREND_METRICS, index
-        ).iloc[0]
-        rows.append({"month": month.to_timestamp(), **values.to_dict()})
-    return pd.DataFrame(rows)
+    metrics = report.history.department_metrics(report.department_id)
+    table = metrics[list(TREND_METRICS)].astype(float)
+    return table.assign(month=table.index.to_timestamp()).reset_index(drop=True)[
+        ["month", *TREND_METRICS]
+    ]
 
 
 PLAN_COLUMNS = ["Who", "level", "Metric", "Plan", "Actual", "Gap", "Gap %", "unit"]

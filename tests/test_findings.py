@@ -35,5 +35,22 @@ def test_findings_show_the_planted_logistics_slip_as_an_on_time_delivery_miss(so
 
 def test_findings_explain_a_summed_department_target(report):
     text = " ".join(findings(report))
-    assert "New clients missed: " in text
+    assert "New clients missed" in text
     assert "(the sum of its managers' targets)" in text
+
+
+def test_findings_say_for_how_many_months_a_kpi_has_been_missed(source):
+    truth = ground_truth(DemoConfig())
+    last = truth.slip_months[-1]
+    slipping = prepare_monthly(department="north", period=last, data=str(source), scheme=SCHEME)
+    [sentence] = [s for s in findings(slipping) if s.startswith("On-time delivery missed")]
+    # The slip lasts three months; the department register counts each consecutive miss.
+    register = slipping.history.department_kpis
+    on_time = register.loc[register["kpi"].eq("on_time_delivery")].set_index("period")["met"]
+    running = 0
+    for met in on_time[::-1]:
+        if met is not False:
+            break
+        running += 1
+    assert running >= len(truth.slip_months)
+    assert f"On-time delivery missed for {running} months running:" in sentence
