@@ -13,14 +13,11 @@ import pandas as pd
 
 from kpilib.discrepancies import discrepancy_register, recoveries
 from kpilib.display import fmt, fmt_compact, fmt_diff, month_name
+from kpilib.explain import department_gap, main_drivers, peer_gap
 from kpilib.metrics import ADDITIVE_METRICS, METRICS
-from kpilib.monthly import MonthlyReport, plan_vs_actual, profit_table
+from kpilib.monthly import MonthlyReport, plan_vs_actual
 from kpilib.params import Kpi
-
-# Two managers "sold about as much" within this share of revenue, and their profit differs
-# "very" when by more than this share of revenue.
-SIMILAR_REVENUE = 0.10
-PROFIT_GAP = 0.15
+from kpilib.services import service_links
 
 
 def findings(report: MonthlyReport) -> list[str]:
@@ -57,16 +54,22 @@ def _score_finding(report: MonthlyReport) -> str:
 
 
 def _plan_findings(report: MonthlyReport) -> list[str]:
+    """The department's plans against the actuals; a revenue miss with its main drivers."""
     sentences = []
     for row in plan_vs_actual(report).to_dict("records"):
         if row["level"] != "department" or math.isnan(row["Gap %"]):
             continue
         verb = "missed" if row["Gap"] < 0 else "beat"
         cur = report.currency
+        why = ""
+        if row["Gap"] < 0 and row["Metric"] == METRICS["revenue"].label:
+            drivers = main_drivers(department_gap(report, "revenue"), cur)
+            why = f"; the largest contributions to the gap: {drivers}" if drivers else ""
         sentences.append(
             f"{report.department_name} {verb} its {row['Metric'].lower()} plan by "
             f"{abs(row['Gap %']):.1%}: {fmt(row['Actual'], row['unit'], cur)} "
-            f"against {fmt(row['Plan'], row['unit'], cur)} (see plan versus actual)."
+            f"against {fmt(row['Plan'], row['unit'], cur)}{why} (see plan versus actual and "
+            "the gap decomposition)."
         )
     return sentences
 
@@ -95,15 +98,24 @@ def _miss_findings(report: MonthlyReport, most: int = 3) -> list[str]:
     missed = register.loc[register["level"].eq("department")]
     schema = {kpi.key: kpi for _, kpi, _ in report.scheme.weighted_kpis()}
     kpis = report.card.department_kpis.set_index("kpi")
+    links = service_links(report.crm, report.scheme, report.period, report.department_id)
+    causes = dict(zip(links["kpi"], links["sentence"], strict=True))
     sentences = []
     for row in missed.drop_duplicates("metric").head(most).to_dict("records"):
+        run = _run_text(row["months_running"], row["open_ended"])
+        if row["kpi"] in causes:
+            # The link's sentence opens with "<KPI> missed (...)" and names the cause.
+            cause = causes[row["kpi"]].replace(f"{row['label']} missed", f"{row['label']} missed"
+                                               f"{run}", 1)  # fmt: skip
+            sentences.append(f"{cause} (See the service departments.)")
+            continue
         metric = METRICS[row["metric"]]
         cur = report.currency
         basis = _target_basis(schema[row["kpi"]], kpis.at[row["kpi"], "baseline"], metric.unit,
                               cur)  # fmt: skip
         named = "" if row["label"] == metric.label else f"{metric.label.lower()} "
         sentences.append(
-            f"{row['label']} missed{_run_text(row['months_running'], row['open_ended'])}: "
+            f"{row['label']} missed{run}: "
             f"{named}{fmt(row['actual'], metric.unit, cur)} against a target of "
             f"{fmt(row['target'], metric.unit, cur)}{basis}, short by "
             f"{fmt_diff(row['shortfall'], metric.unit, cur)} ({row['shortfall_pct']:.1%} of the "
@@ -124,7 +136,8 @@ def _improvement_findings(report: MonthlyReport) -> list[str]:
             f"Improved: {row['label']} met its target after "
             f"{'a month' if run == 1 else f'{run} months'} of misses: "
             f"{fmt(row['actual'], unit, cur)} against {fmt(row['target'], unit, cur)}, "
-            f"up from {fmt(row['previous_actual'], unit, cur)} (see the department roll-up)."
+            f"from {fmt(row['previous_actual'], unit, cur)} the month before (see the department "
+            "roll-up)."
         )
     return sentences
 
@@ -141,29 +154,24 @@ def _manager_findings(report: MonthlyReport) -> list[str]:
 
 
 def _profit_finding(report: MonthlyReport) -> str | None:
-    """Two managers with similar revenue and very different net profit, the widest such gap."""
-    table = profit_table(report).dropna(subset=["Revenue", "Net profit"])
-    rows = table.loc[table["Revenue"] > 0].to_dict("records")
-    pairs = [
-        (abs(a["Net profit"] - b["Net profit"]), a, b)
-        for i, a in enumerate(rows)
-        for b in rows[i + 1 :]
-        if abs(a["Revenue"] - b["Revenue"]) <= SIMILAR_REVENUE * max(a["Revenue"], b["Revenue"])
-    ]
-    pairs = [p for p in pairs if p[0] > PROFIT_GAP * max(p[1]["Revenue"], p[2]["Revenue"])]
-    if not pairs:
+    """Two managers with similar revenue and very different net profit, and why."""
+    pair = peer_gap(report)
+    if pair is None:
         return None
-    gap, a, b = max(pairs, key=lambda pair: pair[0])
-    low, high = (a, b) if a["Net profit"] < b["Net profit"] else (b, a)
-    cur = report.currency
+    low, high, cur = pair.low, pair.high, report.currency
+    extra = pair.share("extra_costs")
+    why = (
+        f"; extra technical costs explain {extra:.0%} of the gap (see the net profit gap)"
+        if not math.isnan(extra) and extra >= 0.5
+        else " (see the net profit gap)"
+    )
     return (
         f"{low['Manager']} sold about as much as {high['Manager']} "
         f"({fmt_compact(low['Revenue'], cur)} against {fmt_compact(high['Revenue'], cur)}) "
-        f"but brought {fmt_compact(gap, cur)} less net profit "
+        f"but brought {fmt_compact(-pair.gap, cur)} less net profit "
         f"({fmt_compact(low['Net profit'], cur)} against {fmt_compact(high['Net profit'], cur)}),"
         f" with {fmt(low['Extra hours'], 'hours')} of extra technical work against "
-        f"{fmt(high['Extra hours'], 'hours')}: revenue alone rewards the wrong manager "
-        "(see net profit per manager)."
+        f"{fmt(high['Extra hours'], 'hours')}{why}: revenue alone rewards the wrong manager."
     )
 
 

@@ -145,3 +145,93 @@ def share_chart(table: pd.DataFrame, label: str, currency: str) -> Figure:
     ax.xaxis.set_major_formatter(_money_axis(currency))
     ax.set(xlabel=f"Revenue, {currency}", ylabel="")
     return figure
+
+
+def waterfall_chart(
+    table: pd.DataFrame,
+    start_label: str,
+    end_label: str,
+    currency: str,
+    title: str,
+    *,
+    start: float,
+) -> Figure:
+    """A gap's bridge from a reference to the actual value, one floating bar per contribution.
+
+    The reference bar, then each contribution from where the previous one ended (green up, red
+    down, each labelled with its signed value such as ``+1.2M`` or ``−0.8M`` so that colour is not
+    the only cue), then the end bar at the reference plus every contribution. An unknown
+    contribution is labelled "no data" without a bar, and the end is then unknown too.
+
+    Args:
+        table: Columns ``label`` and ``contribution``, in the order to draw (for example a
+            `kpilib.decomposition.driver_gap` or `top_segments` table).
+        start_label: The reference bar's label ("Plan", "Baseline", a peer's name).
+        end_label: The end bar's label ("Actual").
+        currency: For the axis.
+        title: The chart's title.
+        start: The reference value the contributions start from.
+    """
+    steps = table["contribution"].astype(float).reset_index(drop=True)
+    known = steps.notna().all() and not pd.isna(start)
+    end = start + steps.sum() if known else float("nan")
+    bottoms = start + steps.fillna(0.0).cumsum().shift(fill_value=0.0)
+    labels = [start_label, *_literal(table["label"]), end_label]
+    alt = _waterfall_alt(table, start, end, start_label, end_label, currency, title)
+    figure = _figure(max(6.0, 0.8 * len(labels) + 1.5), 4.8, alt)
+    ax = figure.subplots()
+    totals = [(0, start, _PALETTE["revenue"]), (len(labels) - 1, end, _PALETTE["profit"])]
+    for position, value, colour in totals:
+        if pd.isna(value):
+            ax.annotate("no data", (position, 0), ha="center", va="bottom")
+            continue
+        bars = ax.bar(position, value, color=colour, width=0.6)
+        ax.bar_label(bars, labels=[_short(value)], padding=2)
+        if position:
+            ax.plot([position - 0.7, position - 0.3], [value, value], color="grey", linewidth=0.8)
+    for position, (bottom, step) in enumerate(zip(bottoms, steps, strict=True), start=1):
+        if pd.isna(step):
+            ax.annotate("no data", (position, bottom), ha="center", va="bottom")
+            continue
+        colour = _PALETTE["met"] if step >= 0 else _PALETTE["missed"]
+        bars = ax.bar(position, step, bottom=bottom, color=colour, width=0.6)
+        bars[0].sticky_edges.y.clear()  # a floating bar's base must not stop the axis margin
+        ax.bar_label(bars, labels=[_short(step, signed=True)], padding=2)
+        ax.plot([position - 0.7, position - 0.3], [bottom, bottom], color="grey", linewidth=0.8)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
+    ax.yaxis.set_major_formatter(_money_axis(currency))
+    ax.margins(y=0.12)
+    ax.set(title=title, xlabel="", ylabel=f"Amount, {currency}")
+    return figure
+
+
+def _short(value: float, signed: bool = False) -> str:
+    """``1.2M``, or with its sign (``+1.2M``, ``−0.8M``) for a contribution."""
+    sign = "\u2212" if value < 0 else "+" if signed and value > 0 else ""
+    size = abs(value)
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if size >= scale:
+            return f"{sign}{size / scale:,.1f}{suffix}"
+    return f"{sign}{size:,.0f}"
+
+
+def _waterfall_alt(
+    table: pd.DataFrame,
+    start: float,
+    end: float,
+    start_label: str,
+    end_label: str,
+    currency: str,
+    title: str,
+) -> str:
+    def amount(value: float, signed: bool = False) -> str:
+        return "no data" if pd.isna(value) else f"{_short(value, signed)} {currency}"
+
+    text = f"{title}: from {start_label} {amount(start)} to {end_label} {amount(end)}"
+    steps = table["contribution"].astype(float).reset_index(drop=True)
+    if steps.notna().any():
+        largest = steps.abs().idxmax()
+        label = table["label"].iloc[largest]
+        text += f"; largest contribution: {label} {amount(steps[largest], signed=True)}"
+    return text + "."

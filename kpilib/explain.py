@@ -1,0 +1,274 @@
+"""Why a department's month missed: its revenue and profit gaps, explained for the report.
+
+The monthly report's "why" sections read these functions: the department's revenue gap to its
+plan (or, without a plan, to its baseline) and its net-profit gap to the baseline, split exactly
+over the sales funnel, the business mix and the segments that explain most of it; and the profit
+gap between two managers with about the same revenue. The splits themselves live in
+`kpilib.decomposition`; this module chooses the references and words them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from kpilib.decomposition import (
+    driver_gap,
+    driver_table,
+    funnel,
+    labelled_won,
+    mix_by,
+    plan_funnel,
+    plan_target,
+    top_segments,
+    whole_units,
+)
+from kpilib.display import fmt, fmt_compact, month_name
+from kpilib.metrics import covers
+from kpilib.monthly import MonthlyReport, profit_table
+
+# Two managers "sold about as much" within this share of revenue, and their profit differs
+# "very" when by more than this share of revenue.
+SIMILAR_REVENUE = 0.10
+PROFIT_GAP = 0.15
+TRAILING_MONTHS = 3  # the reference when the scheme's baseline months lie outside the data
+MIX_DIMENSIONS = {
+    "business": "New business or existing clients",
+    "sale_type": "Sale type",
+    "product": "Product",
+    "segment": "Client segment",
+}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A department's revenue or net-profit gap in a month, split over the funnel.
+
+    Attributes:
+        metric: ``revenue`` or ``net_profit``.
+        reference_name: ``plan`` or ``baseline``.
+        reference_label: How the reference reads in a chart or sentence.
+        reference_months: The months whose funnel (rates, mix) the reference reads through.
+        plan: The plan's value when the reference is the plan, else None.
+        reference: The reference value of the metric.
+        actual: The actual value.
+        drivers: The `kpilib.decomposition.driver_gap` table.
+    """
+
+    metric: Literal["revenue", "net_profit"]
+    reference_name: Literal["plan", "baseline"]
+    reference_label: str
+    reference_months: tuple[pd.Period, ...]
+    plan: float | None
+    reference: float
+    actual: float
+    drivers: pd.DataFrame
+
+    @property
+    def gap(self) -> float:
+        """Actual minus reference."""
+        return self.actual - self.reference
+
+
+def reference_months(report: MonthlyReport) -> tuple[pd.Period, ...]:
+    """The scheme's baseline months of the report's month, or the trailing months without them."""
+    months = report.scheme.baseline.months_for(report.period)
+    if any(covers(report.crm, month) for month in months):
+        return months
+    trailing = tuple(report.period - k for k in range(TRAILING_MONTHS, 0, -1))
+    return tuple(month for month in trailing if covers(report.crm, month))
+
+
+def _months_label(months: tuple[pd.Period, ...]) -> str:
+    if len(months) == 1:
+        return month_name(months[0])
+    return f"{months[0]:%Y-%m} to {months[-1]:%Y-%m} (monthly mean)"
+
+
+def department_gap(
+    report: MonthlyReport, metric: Literal["revenue", "net_profit"] = "revenue"
+) -> Gap:
+    """The department's gap to its plan for the month, or to its baseline without a plan.
+
+    The plan states a total only; it is read through the baseline's funnel scaled to the plan
+    (see `kpilib.decomposition.plan_funnel`), so the split says which rates fell short of the
+    baseline's and how far volume fell short of what the plan needed.
+    """
+    months = reference_months(report)
+    cost = report.scheme.technical_hour_cost
+    actual = funnel(report.crm, [report.period], "department", report.department_id, cost)
+    base = funnel(report.crm, months, "department", report.department_id, cost)
+    plan = plan_target(report.crm, report.period, "department", report.department_id, metric)
+    if not math.isnan(plan) and metric == "revenue":
+        reference = plan_funnel(base, plan)
+        name, label = "plan", "Plan"
+    else:
+        plan, reference = math.nan, base
+        name, label = "baseline", f"Baseline ({_months_label(months)})"
+    drivers = driver_gap(actual, reference, metric)
+    value = (lambda f: f.revenue) if metric == "revenue" else (lambda f: f.net_profit)
+    return Gap(
+        metric=metric,
+        reference_name=name,  # type: ignore[arg-type]
+        reference_label=label,
+        reference_months=months,
+        plan=None if math.isnan(plan) else plan,
+        reference=value(reference),
+        actual=value(actual),
+        drivers=drivers,
+    )
+
+
+def gap_table(gap: Gap, currency: str) -> pd.DataFrame:
+    """The gap's drivers for the report, in whole units that add up to the total gap."""
+    return driver_table(gap.drivers, "money", currency)
+
+
+def main_drivers(gap: Gap, currency: str, most: int = 3) -> str:
+    """The largest contributions in the gap's own direction, e.g. "win rate −6.3M RUB, ..."."""
+    if math.isnan(gap.gap):
+        return ""
+    drivers = gap.drivers.assign(
+        shown=whole_units(gap.drivers["contribution"], round(gap.actual) - round(gap.reference))
+    )
+    direction = drivers["shown"] * (1 if gap.gap >= 0 else -1)
+    main = drivers.loc[direction > 0].assign(size=direction).nlargest(most, "size")
+    return ", ".join(
+        f"{row['label'].lower()} {_signed_compact(row['shown'], currency)}"
+        for row in main.to_dict("records")
+    )
+
+
+def gap_sentence(gap: Gap, currency: str, most: int = 3) -> str:
+    """The gap in one sentence: its size and its largest contributions in its own direction."""
+    what = "Revenue" if gap.metric == "revenue" else "Net profit"
+    against = "the plan" if gap.reference_name == "plan" else "the baseline"
+    if math.isnan(gap.gap):
+        return f"{what} cannot be compared with {against}: the data lacks a figure it needs."
+    verb = "missed" if gap.gap < 0 else "beat"
+    parts = main_drivers(gap, currency, most)
+    because = f"; the largest contributions: {parts}" if parts else ""
+    return (
+        f"{what} {verb} {against} by {fmt_compact(abs(gap.gap), currency)} "
+        f"({fmt_compact(gap.actual, currency)} against {fmt_compact(gap.reference, currency)})"
+        f"{because} (see the gap decomposition; the contributions add up to the gap)."
+    )
+
+
+def _signed_compact(value: float, currency: str) -> str:
+    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
+    return sign + fmt_compact(abs(value), currency)
+
+
+def mix_table(report: MonthlyReport, gap: Gap, dimension: str) -> pd.DataFrame:
+    """The revenue gap split over a dimension's groups: each group's change and its parts."""
+    split = mix_by(
+        report.crm,
+        report.period,
+        gap.reference_months,
+        report.department_id,
+        dimension,  # type: ignore[arg-type]
+        plan_revenue=gap.plan,
+    )
+    groups = split.groups
+    cur = report.currency
+    money = ["reference_revenue", "actual_revenue", "change", "volume", "mix", "rate"]
+    shown = {column: whole_units(groups[column], groups[column].sum()) for column in money}
+    return pd.DataFrame(
+        {
+            MIX_DIMENSIONS[dimension]: groups["group"].astype("str"),
+            gap.reference_label: [fmt(v, "money", cur) for v in shown["reference_revenue"]],
+            "Actual": [fmt(v, "money", cur) for v in shown["actual_revenue"]],
+            "Change": [_signed(v, cur) for v in shown["change"]],
+            "of which volume": [_signed(v, cur) for v in shown["volume"]],
+            "mix": [_signed(v, cur) for v in shown["mix"]],
+            "average deal": [_signed(v, cur) for v in shown["rate"]],
+        }
+    )
+
+
+def _signed(value: float, currency: str) -> str:
+    if math.isnan(value):
+        return fmt(value, "money", currency)
+    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
+    return sign + fmt(abs(value), "money", currency)
+
+
+def segment_table(report: MonthlyReport, gap: Gap, most: int = 5) -> pd.DataFrame:
+    """The few segments (product x client segment x channel) that explain most of the gap."""
+    dimensions = ("product", "segment", "channel")
+    actual = labelled_won(report.crm, [report.period], report.department_id, dimensions)
+    reference = labelled_won(report.crm, gap.reference_months, report.department_id, dimensions)
+    total = float(reference["amount"].sum())
+    if gap.plan is not None:
+        scale = gap.plan / total if total > 0 else math.nan
+    else:
+        scale = 1 / len(gap.reference_months) if gap.reference_months else math.nan
+    table = top_segments(actual, reference, dimensions, most, scale)
+    cur = report.currency
+    contribution = whole_units(table["contribution"], round(gap.actual) - round(gap.reference))
+    return pd.DataFrame(
+        {
+            "Segment": table["segment"].astype("str"),
+            gap.reference_label: [fmt(v, "money", cur) for v in table["reference_revenue"]],
+            "Actual": [fmt(v, "money", cur) for v in table["actual_revenue"]],
+            "Contribution": [_signed(v, cur) for v in contribution],
+            "Share of gap": table["share_of_gap"],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class PeerGap:
+    """Two managers with about the same revenue and very different net profit.
+
+    Attributes:
+        low: The manager with the lower net profit (a `profit_table` row).
+        high: The manager with the higher net profit.
+        drivers: The net-profit gap (low minus high) split over the funnel and extra costs.
+    """
+
+    low: dict
+    high: dict
+    drivers: pd.DataFrame
+
+    @property
+    def gap(self) -> float:
+        """The low manager's net profit minus the high one's."""
+        return float(self.low["Net profit"] - self.high["Net profit"])
+
+    def share(self, factor: str) -> float:
+        """A factor's share of the gap."""
+        rows = self.drivers.loc[self.drivers["factor"].eq(factor), "contribution"]
+        return float(rows.sum()) / self.gap if self.gap else math.nan
+
+
+def peer_gap(report: MonthlyReport) -> PeerGap | None:
+    """The pair of managers with similar revenue and the widest net-profit gap, explained.
+
+    Similar revenue: within ``SIMILAR_REVENUE`` of the larger; a wide gap: more than
+    ``PROFIT_GAP`` of the larger revenue. None when no pair qualifies.
+    """
+    table = profit_table(report).dropna(subset=["Revenue", "Net profit"])
+    ids = report.card.managers.set_index("name")["manager_id"]
+    rows = table.loc[table["Revenue"] > 0].to_dict("records")
+    pairs = [
+        (abs(a["Net profit"] - b["Net profit"]), a, b)
+        for i, a in enumerate(rows)
+        for b in rows[i + 1 :]
+        if abs(a["Revenue"] - b["Revenue"]) <= SIMILAR_REVENUE * max(a["Revenue"], b["Revenue"])
+    ]
+    pairs = [p for p in pairs if p[0] > PROFIT_GAP * max(p[1]["Revenue"], p[2]["Revenue"])]
+    if not pairs:
+        return None
+    _, a, b = max(pairs, key=lambda pair: pair[0])
+    low, high = (a, b) if a["Net profit"] < b["Net profit"] else (b, a)
+    cost = report.scheme.technical_hour_cost
+    states = [
+        funnel(report.crm, [report.period], "manager", str(ids[row["Manager"]]), cost)
+        for row in (low, high)
+    ]
+    return PeerGap(low, high, driver_gap(states[0], states[1], "net_profit"))
