@@ -45,6 +45,8 @@ class ScoreHistory:
         Raises:
             KeyError: The month is not in the history.
         """
+        if period not in self.months:
+            raise KeyError(f"{period} is not among the history's months")
         return self.cards[self.months.index(period)]
 
     def department_metrics(self, department_id: str) -> pd.DataFrame:
@@ -82,8 +84,16 @@ def history_from(cards: Sequence[Scorecard]) -> ScoreHistory:
     )
 
 
+# The indicators a history keeps beside the scheme's own: those of the trends and the profit.
+HISTORY_METRICS = ("revenue", "net_profit", "deals_won", "win_rate", "avg_deal")
+
+
 def score_months(
-    crm: CRM, scheme: Scheme, months: Sequence[pd.Period], department_id: str | None = None
+    crm: CRM,
+    scheme: Scheme,
+    months: Sequence[pd.Period],
+    department_id: str | None = None,
+    shown: tuple[str, ...] | None = HISTORY_METRICS,
 ) -> ScoreHistory:
     """Score each month with the same scheme (one department or every sales department).
 
@@ -92,15 +102,23 @@ def score_months(
         scheme: The KPI scheme.
         months: The months to score, in any order, each once.
         department_id: Restrict to one department; all sales departments when omitted.
+        shown: The indicators kept beside the scheme's (see `score_period`); every registered
+            one when None.
 
     Returns:
         The history, oldest month first.
     """
-    return history_from([score_period(crm, scheme, month, department_id) for month in months])
+    return history_from(
+        [score_period(crm, scheme, month, department_id, shown) for month in months]
+    )
 
 
 def score_window(
     crm: CRM, scheme: Scheme, period: pd.Period, count: int, department_id: str | None = None
 ) -> ScoreHistory:
-    """Score the `count` months ending with `period`."""
-    return score_months(crm, scheme, months_ending(period, count), department_id)
+    """Score the `count` months ending with `period`; `period` itself with every indicator."""
+    earlier = [
+        score_period(crm, scheme, month, department_id, HISTORY_METRICS)
+        for month in months_ending(period - 1, count - 1)
+    ]
+    return history_from([*earlier, score_period(crm, scheme, period, department_id)])

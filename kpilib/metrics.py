@@ -176,12 +176,16 @@ ADDITIVE_METRICS = frozenset({
 
 
 def deals_with_department(crm: CRM) -> pd.DataFrame:
-    """Deals with their manager's department (and tier) attached."""
-    owners = crm.managers.set_index("manager_id")
-    return crm.deals.assign(
-        department_id=crm.deals["manager_id"].map(owners["department_id"]),
-        tier=crm.deals["manager_id"].map(owners["tier"]),
-    )
+    """Deals with their manager's department (and tier) attached (do not modify the frame)."""
+
+    def attach() -> pd.DataFrame:
+        owners = crm.managers.set_index("manager_id")
+        return crm.deals.assign(
+            department_id=crm.deals["manager_id"].map(owners["department_id"]),
+            tier=crm.deals["manager_id"].map(owners["tier"]),
+        )
+
+    return crm.derived("deals_with_department", attach)
 
 
 def active_managers(crm: CRM, period: pd.Period) -> pd.DataFrame:
@@ -438,15 +442,22 @@ def first_month(crm: CRM) -> pd.Period:
     Deals created before that month are the pipeline the data starts with, not results: a
     month without any close in the data is a month the data does not cover.
     """
-    closed = crm.deals.loc[crm.deals["stage"].isin(["won", "lost"])]
-    dates = closed["closed_on"] if "closed_on" in closed and not closed.empty else None
-    start = dates.min() if dates is not None else crm.deals["created_on"].min()
-    return start.to_period("M")
+
+    def find() -> pd.Period:
+        closed = crm.deals.loc[crm.deals["stage"].isin(["won", "lost"])]
+        dates = closed["closed_on"] if "closed_on" in closed and not closed.empty else None
+        start = dates.min() if dates is not None else crm.deals["created_on"].min()
+        return start.to_period("M")
+
+    return crm.derived("first_month", find)
 
 
 def covers(crm: CRM, period: pd.Period) -> bool:
     """Whether the data covers the month: from its first close to the last date in it."""
-    return not crm.deals.empty and first_month(crm) <= period <= data_as_of(crm).to_period("M")
+    if crm.deals.empty:
+        return False
+    last = crm.derived("last_month", lambda: data_as_of(crm).to_period("M"))
+    return first_month(crm) <= period <= last
 
 
 def baseline(

@@ -7,8 +7,9 @@ stay exactly what they are. Only ``managers`` and ``deals`` are required tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import pandas as pd
 import pandera.pandas as pa
@@ -190,6 +191,9 @@ class CRM:
         deals: Validated deals, ``sale_type`` derived where the source left it empty.
         fingerprint: A digest of the source files, recorded in every report's provenance.
         source: Where the data came from, for people.
+
+    The tables are read-only by convention: values derived from them once (the deals with their
+    departments, the months the data covers) are kept by `derived` for every later call.
     """
 
     managers: pd.DataFrame
@@ -204,6 +208,13 @@ class CRM:
     fingerprint: str = ""
     source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def derived(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from the tables, computed on first use and kept."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def has(self, table: str) -> bool:
         """Whether the source holds `table` (an absent table means "no data", not zero)."""

@@ -114,14 +114,20 @@ def _evaluate(
     index: pd.Index,
     tiers: pd.Series,
     targets: Mapping[tuple[str, str], float] | None = None,
+    shown: tuple[str, ...] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Long table of KPI rows for entities of one level, and their indicator table.
 
     Args:
         targets: Targets given from outside, by (entity, KPI id), in place of the scheme's.
+        shown: Indicators to compute beside the scheme's; every registered one when None.
     """
     settings = scheme.settings(period)
-    metrics = indicators(crm, period, level, settings, index=index)
+    wanted = None
+    if shown is not None:
+        needed = [kpi.metric for _, kpi, _ in scheme.weighted_kpis()]
+        wanted = tuple(dict.fromkeys([*needed, *shown]))
+    metrics = indicators(crm, period, level, settings, wanted, index)
     kpis = [
         (goal, kpi, weight)
         for goal, kpi, weight in scheme.weighted_kpis()
@@ -217,7 +223,11 @@ def _scores(kpis: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def score_period(
-    crm: CRM, scheme: Scheme, period: pd.Period, department_id: str | None = None
+    crm: CRM,
+    scheme: Scheme,
+    period: pd.Period,
+    department_id: str | None = None,
+    shown: tuple[str, ...] | None = None,
 ) -> Scorecard:
     """Score every active manager and sales department (or one department) for a month.
 
@@ -226,6 +236,8 @@ def score_period(
         scheme: The KPI scheme.
         period: The month.
         department_id: Restrict to one department; all sales departments when omitted.
+        shown: The indicators the scorecard's metric tables hold beside the scheme's own;
+            every registered indicator when None. Scores do not depend on it.
 
     Returns:
         The scorecard of the month.
@@ -239,7 +251,9 @@ def score_period(
         departments = departments[departments == department_id]
     manager_index = pd.Index(managers["manager_id"], name="manager_id", dtype="str")
     tiers = managers.set_index("manager_id")["tier"]
-    own_kpis, manager_metrics = _evaluate(crm, scheme, period, "manager", manager_index, tiers)
+    own_kpis, manager_metrics = _evaluate(
+        crm, scheme, period, "manager", manager_index, tiers, shown=shown
+    )
     department_kpis, department_metrics = _evaluate(
         crm,
         scheme,
@@ -248,6 +262,7 @@ def score_period(
         departments,
         pd.Series(dtype="str"),
         targets=_summed_targets(own_kpis, managers),
+        shown=shown,
     )
     manager_kpis = pd.concat(
         [own_kpis, _shared_department_rows(managers, department_kpis, scheme)], ignore_index=True
