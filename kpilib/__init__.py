@@ -3,7 +3,18 @@
 The names below are what notebooks and analysts use; everything else is internal.
 """
 
-from kpilib import discrepancies, display, drill, history, plots, tuning
+from kpilib import (
+    decomposition,
+    discrepancies,
+    display,
+    drill,
+    explain,
+    history,
+    plots,
+    services,
+    tuning,
+    views,
+)
 from kpilib.discrepancies import discrepancy_register, register_table
 from kpilib.display import styled
 from kpilib.errors import DataContractError, KpiError, ParamsError, ReportError
@@ -49,10 +60,12 @@ __all__ = [
     "Scorecard",
     "business_mix",
     "department_kpis",
+    "decomposition",
     "discrepancies",
     "discrepancy_register",
     "display",
     "drill",
+    "explain",
     "findings",
     "history",
     "indicators",
@@ -77,8 +90,10 @@ __all__ = [
     "score_period",
     "score_summary",
     "scorecard_json",
+    "services",
     "styled",
     "trends",
     "tuning",
     "validate_tables",
+    "views",
 ]

@@ -38,8 +38,13 @@ def fmt(value: object, unit: str, currency: str = "RUB") -> str:
     return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
 
 
-def fmt_diff(value: object, unit: str, currency: str = "RUB") -> str:
-    """A difference in its unit; a difference of shares is in percentage points (``26.6 pp``)."""
+def fmt_diff(value: object, unit: str, currency: str = "RUB", signed: bool = False) -> str:
+    """A difference in its unit; a difference of shares is in percentage points (``26.6 pp``).
+
+    With `signed`, a positive difference shows its plus sign (``+2.5 pp``).
+    """
+    if signed and not _missing(value) and float(value) > 0:  # type: ignore[arg-type]
+        return "+" + fmt_diff(value, unit, currency)
     if unit == "share" and not _missing(value):
         return f"{float(value) * 100:.1f} pp"  # type: ignore[arg-type]
     return fmt(value, unit, currency)

@@ -10,7 +10,7 @@ gap between two managers with about the same revenue. The splits themselves live
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import pandas as pd
@@ -250,7 +250,8 @@ def peer_gap(report: MonthlyReport) -> PeerGap | None:
     """The pair of managers with similar revenue and the widest net-profit gap, explained.
 
     Similar revenue: within ``SIMILAR_REVENUE`` of the larger; a wide gap: more than
-    ``PROFIT_GAP`` of the larger revenue. None when no pair qualifies.
+    ``PROFIT_GAP`` of the larger revenue. The gap (lower minus higher net profit) splits exactly
+    into revenue, cost price (gross margin) and extra costs. None when no pair qualifies.
     """
     table = profit_table(report).dropna(subset=["Revenue", "Net profit"])
     ids = report.card.managers.set_index("name")["manager_id"]
@@ -267,8 +268,16 @@ def peer_gap(report: MonthlyReport) -> PeerGap | None:
     _, a, b = max(pairs, key=lambda pair: pair[0])
     low, high = (a, b) if a["Net profit"] < b["Net profit"] else (b, a)
     cost = report.scheme.technical_hour_cost
+    # Between two managers of about the same revenue the funnel of a few deals each says little;
+    # the split is revenue, cost price (gross margin) and extra costs.
+    nan = math.nan
     states = [
-        funnel(report.crm, [report.period], "manager", str(ids[row["Manager"]]), cost)
+        replace(
+            funnel(report.crm, [report.period], "manager", str(ids[row["Manager"]]), cost),
+            leads=nan,
+            closed=nan,
+            won=nan,
+        )
         for row in (low, high)
     ]
     return PeerGap(low, high, driver_gap(states[0], states[1], "net_profit"))

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from kpilib.display import fmt
-from kpilib.history import ScoreHistory, score_months
+from kpilib.history import ScoreHistory, history_from, score_months
 from kpilib.metrics import METRICS
+from kpilib.monthly import MonthlyReport
 from kpilib.params import Kpi, Scheme, Target
 from kpilib.schemas import CRM
 
@@ -33,6 +34,7 @@ OTHER_TIERS = "other tiers"
 
 CALIBRATION_COLUMNS = [
     "kpi",
+    "level",
     "label",
     "metric",
     "tier",
@@ -50,8 +52,10 @@ def _attainment_space(rows: pd.DataFrame, target_type: str) -> pd.Series:
     """Each row's actual in the terms of its target: value, growth rate or increase."""
     if target_type == "absolute":
         return rows["actual"]
-    base = rows["baseline"].where(rows["baseline"] > 0) if target_type == "relative" else (
-        rows["baseline"]
+    base = (
+        rows["baseline"].where(rows["baseline"] > 0)
+        if target_type == "relative"
+        else (rows["baseline"])
     )
     if target_type == "relative":
         return rows["actual"] / base - 1
@@ -148,6 +152,7 @@ def _calibrate(
             expected = float(_meets(values, proposed, kpi.direction).mean())
     return {
         "kpi": kpi.key,
+        "level": kpi.level,
         "label": kpi.label,
         "metric": kpi.metric,
         "tier": tier,
@@ -214,9 +219,7 @@ def weight_variance(history: ScoreHistory, scheme: Scheme) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tuning_proposals(
-    calibration: pd.DataFrame, variance: pd.DataFrame, currency: str
-) -> list[str]:
+def tuning_proposals(calibration: pd.DataFrame, variance: pd.DataFrame, currency: str) -> list[str]:
     """The proposals in plain sentences, each with its numbers."""
     sentences = []
     for row in calibration.to_dict("records"):
@@ -227,7 +230,7 @@ def tuning_proposals(
         current = _target_text(row["current"], row["target_type"], row["metric"], currency)
         sentence = (
             f"{row['label']}{who}: {state} the target of {current} (met in "
-            f"{row['share_met']:.0%} of {row['observations']} manager-months)"
+            f"{row['share_met']:.0%} of {row['observations']} {row['level']}-months)"
         )
         if math.isnan(row["proposed"]):
             sentences.append(sentence + "; history holds too few values to propose a target.")
@@ -266,7 +269,10 @@ def calibration_table(calibration: pd.DataFrame, currency: str) -> pd.DataFrame:
                 for v, t, m in zip(calibration["current"], calibration["target_type"],
                                    calibration["metric"], strict=True)
             ],
-            "Manager-months": calibration["observations"],
+            "Judged on": [
+                f"{n} {level}-months"
+                for n, level in zip(calibration["observations"], calibration["level"], strict=True)
+            ],
             "Met": calibration["share_met"],
             "Verdict": calibration["verdict"],
             "Proposed": [
@@ -397,3 +403,61 @@ def whatif_table(result: WhatIf) -> pd.DataFrame:
         total["kpis_met_proposed"],
     ]
     return rows
+
+
+TUNING_MONTHS = 6  # the recent months a monthly report judges targets and weights over
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """A monthly report's fine-tuning proposals and what they would have done.
+
+    Attributes:
+        months: The recent months judged.
+        calibration: `target_calibration` over those months.
+        variance: `weight_variance` over those months.
+        proposals: The proposals in plain sentences.
+        scheme: The scheme with every proposed target in place.
+        whatif: The months re-scored under that scheme (None when nothing is proposed).
+    """
+
+    months: tuple[pd.Period, ...]
+    calibration: pd.DataFrame
+    variance: pd.DataFrame
+    proposals: list[str]
+    scheme: Scheme
+    whatif: WhatIf | None
+
+
+def report_tuning(report: MonthlyReport, months: int = TUNING_MONTHS) -> Tuning:
+    """Judge the report's scheme over its department's recent months and try the proposals."""
+    recent = history_from(report.history.cards[-months:])
+    calibration = target_calibration(recent, report.scheme)
+    variance = weight_variance(recent, report.scheme)
+    proposed = proposed_scheme(report.scheme, calibration)
+    result = None
+    if proposed != report.scheme:
+        again = score_months(report.crm, proposed, recent.months, report.department_id)
+        result = compare(recent, again)
+    return Tuning(
+        months=recent.months,
+        calibration=calibration,
+        variance=variance,
+        proposals=tuning_proposals(calibration, variance, report.currency),
+        scheme=proposed,
+        whatif=result,
+    )
+
+
+def whatif_sentence(tuning: Tuning) -> str:
+    """What the proposed targets would have done to the scores over the months judged."""
+    span = f"{tuning.months[0]:%Y-%m} to {tuning.months[-1]:%Y-%m}"
+    if tuning.whatif is None:
+        return f"No target needs recalibrating on {span}: every verdict is fine or lacks data."
+    total = tuning.whatif.total
+    return (
+        f"Had the proposed targets applied over {span}, the managers' mean score would have been "
+        f"{total['score_proposed']:.1%} instead of {total['score_current']:.1%} "
+        f"({total['change'] * 100:+.1f} pp), with {int(total['kpis_met_proposed'])} KPIs met "
+        f"instead of {int(total['kpis_met_current'])} (see the what-if table)."
+    )
