@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from kpilib import paths
 from kpilib.demo import DemoConfig, generate
 from kpilib.errors import KpiError, ParamsError
 from kpilib.io import read_source, write_tables
-from kpilib.metrics import sales_departments
+from kpilib.metrics import first_month, sales_departments
 from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
 from kpilib.periods import latest_complete_month, parse_month, resolve_period
 from kpilib.runner import Outcome, finish_batch, monthly_jobs, run_jobs
@@ -205,6 +206,10 @@ def _months(crm: CRM, first: str, last: str) -> list[pd.Period]:
     if start > end:
         raise ParamsError(f"--from {first} is after --to {last}.")
     resolve_period(last, crm)  # refuses months the data does not reach
+    if start < first_month(crm):
+        raise ParamsError(
+            f"--from {first} lies before the data, which begins in {first_month(crm):%Y-%m}."
+        )
     return list(pd.period_range(start, end, freq="M"))
 
 
@@ -224,11 +229,11 @@ def _whatif(args: argparse.Namespace) -> int:
             "months": [f"{m:%Y-%m}" for m in result.months],
             "current_scheme": current.name,
             "proposed_scheme": proposed.name,
-            "total": result.total,
+            "total": {k: None if math.isnan(v) else v for k, v in result.total.items()},
             "managers": json.loads(result.managers.to_json(orient="records")),
             "kpis": json.loads(result.kpis.to_json(orient="records")),
         }
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         return 0
     span = f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}"
     shares = {"Score now": "{:.1%}", "Score proposed": "{:.1%}", "Change": "{:+.1%}"}
@@ -239,8 +244,9 @@ def _whatif(args: argparse.Namespace) -> int:
         f"{proposed.name!r} proposed ({args.scheme})\n\n"
         + table.to_string(index=False, formatters={k: v.format for k, v in shares.items()})
         + "\n\nShare of manager-months meeting each KPI\n"
-        + kpis.rename(columns={"share_met_current": "now", "share_met_proposed": "proposed"})
-        .to_string(float_format="{:.1%}".format, na_rep="not in scheme")
+        + kpis.rename(
+            columns={"share_met_current": "now", "share_met_proposed": "proposed"}
+        ).to_string(float_format="{:.1%}".format, na_rep="not in scheme")
         + "\n"
     )
     return 0

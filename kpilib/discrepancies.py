@@ -103,8 +103,7 @@ def _level_rows(kpis: pd.DataFrame, key: str, level: str, period: pd.Period) -> 
             "target": month["target"].to_numpy(),
             "shortfall": short,
             "shortfall_pct": [
-                s / abs(t) if t else math.nan
-                for s, t in zip(short, month["target"], strict=True)
+                s / abs(t) if t else math.nan for s, t in zip(short, month["target"], strict=True)
             ],
             "attainment": month["attainment"].to_numpy(),
             "months_running": month["months_running"].to_numpy(),
@@ -164,11 +163,12 @@ def recoveries(history: ScoreHistory, period: pd.Period | None = None) -> pd.Dat
     """Department KPIs met in the month after being missed in the month before.
 
     Returns:
-        Columns ``kpi``, ``label``, ``metric``, ``actual``, ``target``, ``previous_actual``,
+        Columns ``department_id``, ``kpi``, ``label``, ``metric``, ``actual``, ``target``,
+        ``previous_actual``,
         ``months_missed_before`` (the length of the run of misses that ended).
     """
     period = period if period is not None else history.months[-1]
-    columns = ["kpi", "label", "metric", "actual", "target", "previous_actual",
+    columns = ["department_id", "kpi", "label", "metric", "actual", "target", "previous_actual",
                "months_missed_before"]  # fmt: skip
     runs = run_lengths(history.department_kpis, "department_id")
     before = runs.loc[runs["period"].eq(period - 1) & runs["met"].eq(False)]
@@ -180,6 +180,7 @@ def recoveries(history: ScoreHistory, period: pd.Period | None = None) -> pd.Dat
     )
     return pd.DataFrame(
         {
+            "department_id": joined["department_id"],
             "kpi": joined["kpi"],
             "label": joined["label"],
             "metric": joined["metric"],

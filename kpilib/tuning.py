@@ -332,15 +332,20 @@ def compare(current: ScoreHistory, proposed: ScoreHistory) -> WhatIf:
     if current.months != proposed.months:
         raise ValueError("What-if histories must cover the same months.")
     mine, theirs = _manager_summary(current), _manager_summary(proposed)
-    managers = mine.join(
-        theirs[["score", "kpis_met", "kpis_with_data"]], rsuffix="_proposed", how="outer"
-    ).rename(
-        columns={"score": "score_current", "kpis_met": "kpis_met_current",
-                 "kpis_with_data": "kpis_with_data_current"}
-    )  # fmt: skip
+    managers = mine.merge(
+        theirs[["score", "kpis_met", "kpis_with_data"]],
+        left_index=True,
+        right_index=True,
+        how="outer",
+        suffixes=("_current", "_proposed"),
+    )
     managers = managers.assign(change=managers["score_proposed"] - managers["score_current"])
-    kpis = _kpi_summary(current).join(
-        _kpi_summary(proposed), lsuffix="_current", rsuffix="_proposed", how="outer"
+    kpis = _kpi_summary(current).merge(
+        _kpi_summary(proposed),
+        left_index=True,
+        right_index=True,
+        how="outer",
+        suffixes=("_current", "_proposed"),
     )
     kpis = kpis.assign(label=kpis["label_current"].fillna(kpis["label_proposed"])).drop(
         columns=["label_current", "label_proposed"]
