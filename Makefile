@@ -30,7 +30,7 @@ demo: $(DEMO)/deals.csv  ## generate the demo CRM data and run the monthly repor
 
 test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data)
 	$(BIN)/ruff check kpilib tests
-	$(BIN)/pytest --nbval-lax --nbval-current-env tests notebooks
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/pytest --nbval-lax --nbval-current-env tests notebooks
 
 $(LAB): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[lab]'

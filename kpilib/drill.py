@@ -254,9 +254,9 @@ def managers_over_months(ex: Exploration, value: str = "actual") -> pd.DataFrame
     """Each manager's KPI value (``actual``, ``attainment`` or ``met``) by month."""
     kpis = ex.history.manager_kpis
     rows = kpis.loc[kpis["kpi"].eq(ex.kpi.key)]
-    names = ex.history.managers.drop_duplicates("manager_id", keep="last").set_index(
-        "manager_id"
-    )["name"]
+    names = ex.history.managers.drop_duplicates("manager_id", keep="last").set_index("manager_id")[
+        "name"
+    ]
     table = rows.pivot_table(index="manager_id", columns="period", values=value, aggfunc="first",
                              dropna=False)  # fmt: skip
     labels = [str(names.get(manager, manager)) for manager in table.index]

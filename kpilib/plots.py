@@ -235,3 +235,87 @@ def _waterfall_alt(
         label = table["label"].iloc[largest]
         text += f"; largest contribution: {label} {amount(steps[largest], signed=True)}"
     return text + "."
+
+
+def forecast_chart(
+    history: pd.Series, table: pd.DataFrame, currency: str, level: float = 0.8
+) -> Figure:
+    """Monthly revenue of the last 18 months, then the forecast with its interval band.
+
+    Args:
+        history: Monthly revenue on a monthly ``PeriodIndex`` (NaN months are left as gaps).
+        table: One row per future month: ``month`` (Period), ``forecast``, ``lower``, ``upper``,
+            and optionally ``naive`` (seasonal naive) and ``plan``; NaN values are not drawn.
+        currency: For the axis label.
+        level: Coverage of the interval, for the legend.
+    """
+    actual = history.iloc[-18:].astype(float)
+    future = pd.PeriodIndex(table["month"], freq="M")
+    alt = (
+        f"Monthly revenue from {actual.index[0]:%B %Y} to {actual.index[-1]:%B %Y}"
+        if len(actual)
+        else "No monthly revenue"
+    )
+    if len(future):
+        span = f"{future[0]:%B %Y} to {future[-1]:%B %Y}"
+        shown = [f"its {level:.0%} interval"]
+        shown += ["the same month last year"] if "naive" in table else []
+        shown += ["the plan"] if "plan" in table and table["plan"].notna().any() else []
+        listed = f"{', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 else shown[0]
+        if table["forecast"].notna().any():
+            alt += f", the forecast for {span} with {listed}"
+        else:
+            alt += f"; no forecast for {span} (too little history)"
+    figure = _figure(9, 4.5, alt)
+    ax = figure.subplots()
+    ax.plot(
+        actual.index.to_timestamp(),
+        actual.to_numpy(),
+        marker="o",
+        color=_PALETTE["profit"],
+        label="Actual revenue",
+    )
+    x = future.to_timestamp()
+    forecast = table["forecast"].astype(float).to_numpy()
+    if len(actual) and len(future):  # the forecast line starts at the last actual month
+        ax.plot(
+            [actual.index[-1].to_timestamp(), x[0]],
+            [actual.iloc[-1], forecast[0]],
+            color="#ef6c00",
+            linestyle=":",
+        )
+    ax.plot(x, forecast, marker="o", color="#ef6c00", label="Forecast")
+    ax.fill_between(
+        x,
+        table["lower"].astype(float).to_numpy(),
+        table["upper"].astype(float).to_numpy(),
+        color="#ef6c00",
+        alpha=0.2,
+        linewidth=0,
+        label=f"{level:.0%} interval",
+    )
+    if "naive" in table:
+        ax.plot(
+            x,
+            table["naive"].astype(float).to_numpy(),
+            linestyle="--",
+            marker="s",
+            color="#757575",
+            label="Same month last year (seasonal naive)",
+        )
+    if "plan" in table and table["plan"].notna().any():
+        ax.plot(
+            x,
+            table["plan"].astype(float).to_numpy(),
+            linestyle="none",
+            marker="D",
+            markersize=8,
+            color=_PALETTE["met"],
+            label="Plan",
+        )
+    ax.yaxis.set_major_formatter(_money_axis(currency))
+    ax.set_ylim(bottom=0)
+    ax.set(title="Monthly revenue: actual and forecast", xlabel="", ylabel=f"Revenue, {currency}")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.legend(loc="upper left", fontsize="small")
+    return figure

@@ -7,6 +7,7 @@ the index shows, and does not stop the others.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -148,16 +149,26 @@ def record_failure(out_dir: Path, period: str, outcome: Outcome) -> None:
     )
 
 
+# Reports already run side by side, one per core; multi-threaded linear algebra in each kernel
+# (the forecast's model fitting) would only fight over the same cores. Kernels inherit these.
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def run_jobs(
     jobs: Iterable[Job], workers: int = 1, on_done: Callable[[Outcome], None] | None = None
 ) -> list[Outcome]:
     """Run jobs, `workers` at a time, in separate processes when more than one.
+
+    Kernels start with single-threaded linear algebra (``SINGLE_THREADED``) unless the
+    environment already says otherwise.
 
     Args:
         jobs: The reports to produce.
         workers: How many reports to run at once.
         on_done: Called with each outcome as it arrives (progress display).
     """
+    for name, value in SINGLE_THREADED.items():
+        os.environ.setdefault(name, value)
     jobs = list(jobs)
     outcomes = []
     if workers <= 1:

@@ -3,7 +3,8 @@
 Each function takes the prepared `MonthlyReport` (and the section's analysis where one feeds
 several views) and returns something a notebook cell displays as it is: an escaped table
 (`kpilib.display.styled`), a chart, or a note when there is nothing to show. The numbers come
-from `kpilib.discrepancies`, `kpilib.explain`, `kpilib.services` and `kpilib.tuning`.
+from `kpilib.discrepancies`, `kpilib.explain`, `kpilib.services`, `kpilib.tuning` and
+`kpilib.forecast`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from IPython.display import HTML
 from matplotlib.figure import Figure
 from pandas.io.formats.style import Styler
 
+from kpilib import plots
 from kpilib.decomposition import driver_table
 from kpilib.discrepancies import discrepancy_register, register_table
 from kpilib.display import bullets, fmt, fmt_diff, fmt_met, note, styled
 from kpilib.explain import Gap, PeerGap, mix_table, segment_table
+from kpilib.forecast import DepartmentForecast, department_forecast, forecast_table
 from kpilib.metrics import METRICS
 from kpilib.monthly import MonthlyReport
 from kpilib.plots import waterfall_chart
@@ -187,3 +190,53 @@ def whatif(tuning: Tuning) -> Styler | HTML:
     units = {"Score now": "share", "Score proposed": "share", "KPIs met now": "count",
              "KPIs met proposed": "count"}  # fmt: skip
     return styled(table, units, right=["Change"])
+
+
+def forecast(report: MonthlyReport) -> DepartmentForecast:
+    """The department's revenue forecast for the three months after the report's month."""
+    return department_forecast(report.crm, report.department_id, report.period)
+
+
+def forecast_chart(result: DepartmentForecast, currency: str) -> Figure:
+    """The last months' revenue, then the forecast with its interval, seasonal naive and plan."""
+    return plots.forecast_chart(result.history, result.table, currency, result.level)
+
+
+def forecast_months(result: DepartmentForecast, currency: str) -> Styler:
+    """Per future month: forecast, interval, seasonal naive, plan and the chance of reaching it."""
+    table = forecast_table(result, currency)
+    return styled(table, right=list(table.columns[1:]))
+
+
+def forecast_backtest(result: DepartmentForecast, currency: str) -> Styler | HTML:
+    """The last months forecast one month ahead by the model and by seasonal naive."""
+    test = result.backtest
+    if test.table.empty:
+        return note(test.note or "Too little history to test the forecast on past months.")
+    rows = test.table
+    table = pd.DataFrame(
+        {
+            "Month": [f"{m:%Y-%m}" for m in rows["month"]],
+            "Actual": [fmt(v, "money", currency) for v in rows["actual"]],
+            "Model": [fmt(v, "money", currency) for v in rows["model"]],
+            "Same month last year": [fmt(v, "money", currency) for v in rows["naive"]],
+        }
+    )
+    return styled(table, right=["Actual", "Model", "Same month last year"])
+
+
+def forecast_managers(result: DepartmentForecast, currency: str) -> Styler:
+    """Next month's forecast per manager, or why there is none."""
+    rows = result.managers
+    interval = f"{result.level:.0%} interval"
+    table = pd.DataFrame(
+        {
+            "Manager": rows["name"].fillna(rows["manager_id"]),
+            "Months of history": rows["months"],
+            "Forecast": [fmt(v, "money", currency) for v in rows["forecast"]],
+            f"Low ({interval})": [fmt(v, "money", currency) for v in rows["lower"]],
+            f"High ({interval})": [fmt(v, "money", currency) for v in rows["upper"]],
+            "Note": rows["reason"].fillna(""),
+        }
+    )
+    return styled(table, {"Months of history": "count"}, currency, right=list(table.columns[2:5]))
