@@ -17,7 +17,7 @@ from kpilib.explain import department_gap, main_drivers, peer_gap
 from kpilib.metrics import ADDITIVE_METRICS, METRICS
 from kpilib.monthly import MonthlyReport, plan_vs_actual
 from kpilib.params import Kpi
-from kpilib.services import service_links
+from kpilib.services import service_history, service_links
 
 
 def findings(report: MonthlyReport) -> list[str]:
@@ -26,6 +26,7 @@ def findings(report: MonthlyReport) -> list[str]:
     sentences += _plan_findings(report)
     sentences += _miss_findings(report)
     sentences += _improvement_findings(report)
+    sentences += _earlier_service_findings(report)
     sentences += _manager_findings(report)
     profit = _profit_finding(report)
     if profit:
@@ -138,6 +139,45 @@ def _improvement_findings(report: MonthlyReport) -> list[str]:
             f"{fmt(row['actual'], unit, cur)} against {fmt(row['target'], unit, cur)}, "
             f"from {fmt(row['previous_actual'], unit, cur)} the month before (see the department "
             "roll-up)."
+        )
+    return sentences
+
+
+def _earlier_service_findings(report: MonthlyReport) -> list[str]:
+    """Service KPIs missed in earlier months of the window because a service department slipped.
+
+    The month's own misses are explained with the register; this names the latest earlier run of
+    months in which a service department slipped for every sales department and this one missed
+    because of it, when that run ended before the report's month.
+    """
+    history = service_history(report.crm, report.scheme, report.history.months,
+                              report.department_id)  # fmt: skip
+    caused = history.loc[history["met"].eq(False) & history["service_missed"].eq(True)]
+    sentences = []
+    for _, rows in caused.groupby("kpi", sort=False):
+        months = list(rows["month"])
+        run = [months[-1]]
+        for month in reversed(months[:-1]):
+            if month != run[0] - 1:
+                break
+            run.insert(0, month)
+        if run[-1] == report.period:
+            continue  # the month's own miss, already explained
+        last = rows.loc[rows["month"].isin(run)]
+        unit = METRICS[last["metric"].iloc[0]].unit
+        values = last["service_value"]
+        span = f"{run[0]:%Y-%m}" if len(run) == 1 else f"{run[0]:%Y-%m} to {run[-1]:%Y-%m}"
+        level = (
+            fmt(values.iloc[0], unit)
+            if len(run) == 1
+            else f"{fmt(values.min(), unit)} to {fmt(values.max(), unit)}"
+        )
+        sentences.append(
+            f"Earlier: {last['label'].iloc[0]} missed in {span} because "
+            f"{last['responsible'].iloc[0]} slipped for every sales department ({level} against "
+            f"{fmt(last['target'].iloc[0], unit)}); {last['responsible'].iloc[0]} has met its "
+            "level since "
+            f"{run[-1] + 1:%Y-%m} (see the service departments, month by month)."
         )
     return sentences
 

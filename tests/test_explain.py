@@ -112,3 +112,11 @@ def test_findings_name_the_logistics_slip_as_the_cause_in_the_slip_months(source
 def test_findings_do_not_blame_logistics_outside_the_slip(source):
     for month in ("2026-02", "2026-10"):
         assert "Logistics slipped" not in " ".join(findings(_short(month, source))), month
+
+
+def test_a_report_after_the_slip_still_names_it_as_the_cause_of_earlier_misses(source):
+    after = prepare_monthly(department="west", period="2026-10", data=str(source), scheme=SCHEME)
+    first, last = TRUTH.slip_months[0], TRUTH.slip_months[-1]
+    [sentence] = [s for s in findings(after) if s.startswith("Earlier: On-time delivery")]
+    assert f"missed in {first} to {last} because Logistics slipped" in sentence
+    assert "Logistics has met its level since 2026-09" in sentence

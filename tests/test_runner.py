@@ -172,7 +172,13 @@ HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 def test_hostile_crm_text_reaches_the_report_and_index_only_escaped(demo_source, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(demo_source, data)
-    for table, column in (("managers", "name"), ("departments", "name"), ("products", "name")):
+    for table, column in (
+        ("managers", "name"),
+        ("departments", "name"),
+        ("products", "name"),
+        ("clients", "segment"),
+        ("leads", "channel"),
+    ):
         frame = pd.read_csv(data / f"{table}.csv", dtype=str, keep_default_na=False)
         frame[column] = HOSTILE + " $x$ " + frame[column]
         frame.to_csv(data / f"{table}.csv", index=False)
