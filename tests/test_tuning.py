@@ -26,7 +26,7 @@ from kpilib.cli import main
 from kpilib.history import ScoreHistory, score_window
 from kpilib.io import read_source, read_yaml, write_tables
 from kpilib.params import Scheme, load_scheme
-from kpilib.scoring import attainment, is_met, kpi_target
+from kpilib.scoring import KPI_COLUMNS, attainment, is_met, kpi_target
 from kpilib.testing import vasily_valery_tables
 from kpilib.tuning import (
     AIM,
@@ -99,20 +99,7 @@ def _with_response_target(value: float) -> Scheme:
 HOUR, QUARTER_HOUR = _with_response_target(1), _with_response_target(0.25)
 
 
-COLUMNS = [
-    "kpi",
-    "label",
-    "metric",
-    "level",
-    "polarity",
-    "weight",
-    "actual",
-    "baseline",
-    "target",
-    "met",
-    "attainment",
-    "period",
-]
+COLUMNS = [*KPI_COLUMNS, "period"]
 
 
 def kpi_rows(scheme: Scheme, key: str, rows, tiers) -> pd.DataFrame:
