@@ -180,12 +180,13 @@ def generate(config: DemoConfig = DemoConfig()) -> dict[str, pd.DataFrame]:
     roster_rng, rng = _rngs(config)
     roster = _roster(config, roster_rng)
     last_day = _day(config.end, end=True)
-    deals = _skeleton(config, roster, rng)
+    deals, unborn = _skeleton(config, roster, rng)
     deals, segments = _assign_clients(deals, rng)
     deals = _price(deals, segments, roster, rng)
     deals, segments = _mirror_peer(deals, segments, roster, rng)
     deals = _identify(deals, roster)
-    leads, lead_of_deal = _leads(deals, last_day, rng)
+    early = _early_leads(unborn, roster, last_day, _rngs(config, 3)[2])
+    leads, lead_of_deal = _leads(deals, last_day, rng, early)
     won = deals[deals["stage"].eq("won")]
     return {
         "departments": _departments(config),
@@ -230,8 +231,9 @@ def ground_truth(config: DemoConfig = DemoConfig()) -> GroundTruth:
     )
 
 
-def _rngs(config: DemoConfig) -> list[np.random.Generator]:
-    return np.random.default_rng(config.seed).spawn(2)  # roster stream, data stream
+def _rngs(config: DemoConfig, streams: int = 2) -> list[np.random.Generator]:
+    # roster stream, data stream, and the stream of leads whose deals come after the data
+    return np.random.default_rng(config.seed).spawn(streams)
 
 
 def _window(config: DemoConfig) -> pd.PeriodIndex:
@@ -308,8 +310,15 @@ def _person(first: str, last: str) -> str:
     return f"{first} {last}{'a' if female else ''}"
 
 
-def _skeleton(config: DemoConfig, roster: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """Deals by manager: stage, closing and creation day, and whether they aim at a new client."""
+def _skeleton(
+    config: DemoConfig, roster: pd.DataFrame, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deals by manager: stage, closing and creation day, and whether they aim at a new client.
+
+    Returns:
+        The deals created up to ``end``, and those created after it (not in the data; their
+        leads, created before ``end``, are).
+    """
     months = pd.period_range(_window(config)[0], periods=config.months + 2, freq="M")
     first = np.array([_day(str(m)) for m in months])
     season = np.array([SEASONALITY[m] for m in months.month])
@@ -346,8 +355,8 @@ def _skeleton(config: DemoConfig, roster: pd.DataFrame, rng: np.random.Generator
     hired = _days_of(roster["hired_on"])[deals["manager"]]
     left = np.nan_to_num(_days_of(roster["left_on"])[deals["manager"]], nan=np.inf)
     keep = (deals["created"] >= hired) & (deals["closed"] <= left)
-    keep &= deals["created"] <= _day(config.end, end=True)
-    return deals[keep].reset_index(drop=True)
+    inside = deals["created"] <= _day(config.end, end=True)
+    return deals[keep & inside].reset_index(drop=True), deals[keep & ~inside]
 
 
 def _identify(deals: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
@@ -449,10 +458,68 @@ def _mirror_peer(
     return deals, np.concatenate([segments, segments[own]])
 
 
+def _lead_rows(
+    created: np.ndarray, manager: np.ndarray, last_day: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Siblings (leads that never converted) around converted leads, and every lead's channel.
+
+    Returns:
+        Created days, managers, channels and costs: the converted leads first, then the siblings.
+    """
+    siblings = np.repeat(np.arange(created.size), rng.poisson(2.0, created.size))
+    sib_created = np.minimum(created[siblings] + rng.integers(-15, 16, siblings.size), last_day)
+    channel = np.concatenate(
+        [
+            rng.choice(len(_CHANNELS), created.size, p=_CONVERTED_P),
+            rng.choice(len(_CHANNELS), siblings.size, p=_UNCONVERTED_P),
+        ]
+    )
+    cost = (_CHANNEL_COST[channel] * rng.lognormal(0.0, 0.3, channel.size)).round(-1)
+    return (
+        np.concatenate([created, sib_created]),
+        np.concatenate([manager, manager[siblings]]),
+        channel,
+        cost,
+    )
+
+
+def _early_leads(
+    unborn: pd.DataFrame, roster: pd.DataFrame, last_day: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Leads created up to ``end`` behind new-client deals created after it.
+
+    A CRM export holds the leads of its last weeks whether or not their deals exist yet, so the
+    lead count of the last months is as complete as any other month's.
+    """
+    new = unborn.loc[unborn["intent_new"].to_numpy() & (rng.random(len(unborn)) < 0.75)]
+    created = new["created"].to_numpy() - rng.integers(0, 31, len(new))
+    manager = roster["manager_id"].to_numpy()[new["manager"].to_numpy()]
+    # Leads dated after the data are not in it (no capping at the last day, unlike siblings of
+    # the data's own leads).
+    no_cap = np.iinfo(np.int64).max
+    created, manager, channel, cost = _lead_rows(created, manager, no_cap, rng)
+    inside = created <= last_day
+    return pd.DataFrame(
+        {
+            "created": created[inside],
+            "manager": manager[inside],
+            "channel": np.array(_CHANNELS)[channel[inside]],
+            "cost": cost[inside],
+            "deal": -1,
+        }
+    )
+
+
 def _leads(
-    deals: pd.DataFrame, last_day: int, rng: np.random.Generator
+    deals: pd.DataFrame, last_day: int, rng: np.random.Generator, early: pd.DataFrame
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Leads behind most new-client deals plus the leads that never converted.
+
+    Args:
+        deals: The deals in the data.
+        last_day: The data's last day.
+        rng: The data stream.
+        early: Leads whose deals come after the data (from `_early_leads`).
 
     Returns:
         The leads table and each deal's lead_id (NaN when the deal did not come from a lead).
@@ -460,22 +527,21 @@ def _leads(
     rows = np.flatnonzero(deals["sale_type"].eq("new") & (rng.random(len(deals)) < 0.75))
     manager = deals["manager_id"].to_numpy()[rows]
     created = deals["created"].to_numpy()[rows] - rng.integers(0, 31, rows.size)
-    siblings = np.repeat(np.arange(rows.size), rng.poisson(2.0, rows.size))
-    sib_created = np.minimum(created[siblings] + rng.integers(-15, 16, siblings.size), last_day)
-    channel = np.concatenate(
+    created, managers, channel, cost = _lead_rows(created, manager, last_day, rng)
+    leads = pd.concat(
         [
-            rng.choice(len(_CHANNELS), rows.size, p=_CONVERTED_P),
-            rng.choice(len(_CHANNELS), siblings.size, p=_UNCONVERTED_P),
-        ]
-    )
-    leads = pd.DataFrame(
-        {
-            "created": np.concatenate([created, sib_created]),
-            "manager": np.concatenate([manager, manager[siblings]]),
-            "channel": np.array(_CHANNELS)[channel],
-            "cost": (_CHANNEL_COST[channel] * rng.lognormal(0.0, 0.3, channel.size)).round(-1),
-            "deal": np.concatenate([rows, np.full(siblings.size, -1)]),
-        }
+            pd.DataFrame(
+                {
+                    "created": created,
+                    "manager": managers,
+                    "channel": np.array(_CHANNELS)[channel],
+                    "cost": cost,
+                    "deal": np.concatenate([rows, np.full(created.size - rows.size, -1)]),
+                }
+            ),
+            early,
+        ],
+        ignore_index=True,
     ).sort_values(["created", "manager"], kind="stable", ignore_index=True)
     lead_id = np.array([f"L{i:06d}" for i in range(1, len(leads) + 1)])
     of_deal = np.full(len(deals), np.nan, dtype=object)
