@@ -15,6 +15,13 @@ from IPython.display import HTML
 from pandas.io.formats.style import Styler
 
 NO_DATA = "no data"
+SALE_TYPE_LABELS = {
+    "new": "New business",
+    "repeat": "Repeat",
+    "upsell": "Upsell",
+    "cross_sell": "Cross-sell",
+    "subscription": "Subscription",
+}  # the contract's sale types as people read them
 MONTH_FORMAT = "%B %Y"
 
 

@@ -20,7 +20,7 @@ from pandas.io.formats.style import Styler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kpilib import paths
-from kpilib.display import fmt, fmt_met, header, month_name, note, styled
+from kpilib.display import SALE_TYPE_LABELS, fmt, fmt_met, header, month_name, note, styled
 from kpilib.errors import ParamsError
 from kpilib.history import ScoreHistory, score_window
 from kpilib.io import read_source, write_json
@@ -199,6 +199,8 @@ PROFIT_UNITS = {
 def revenue_structure(report: MonthlyReport, dimension: str) -> pd.DataFrame:
     """The department's revenue by product, client segment or sale type."""
     table = revenue_by(report.crm, report.period, dimension, report.department_id)  # type: ignore[arg-type]
+    if dimension == "sale_type":
+        table[dimension] = table[dimension].map(lambda v: SALE_TYPE_LABELS.get(v, v))
     return table.rename(
         columns={
             dimension: dimension.replace("_", " ").capitalize(),

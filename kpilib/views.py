@@ -19,7 +19,7 @@ from pandas.io.formats.style import Styler
 from kpilib import plots
 from kpilib.decomposition import driver_table
 from kpilib.discrepancies import discrepancy_register, register_table
-from kpilib.display import bullets, fmt, fmt_diff, fmt_met, note, styled
+from kpilib.display import SALE_TYPE_LABELS, bullets, fmt, fmt_diff, fmt_met, note, styled
 from kpilib.explain import Gap, PeerGap, mix_table, segment_table
 from kpilib.forecast import DepartmentForecast, department_forecast, forecast_table
 from kpilib.metrics import METRICS
@@ -27,14 +27,6 @@ from kpilib.monthly import MonthlyReport
 from kpilib.plots import waterfall_chart
 from kpilib.services import service_history, service_links, service_table
 from kpilib.tuning import Tuning, calibration_table, whatif_table
-
-SALE_TYPE_LABELS = {
-    "new": "New business",
-    "repeat": "Repeat",
-    "upsell": "Upsell",
-    "cross_sell": "Cross-sell",
-    "subscription": "Subscription",
-}
 
 
 def register(report: MonthlyReport) -> Styler | HTML:
@@ -154,12 +146,10 @@ def peer_table(pair: PeerGap | None, currency: str) -> Styler | HTML:
 
 def calibration(tuning: Tuning, currency: str) -> Styler:
     """Per KPI and tier: how often its target was met, the verdict and a proposed target."""
-    return styled(
-        calibration_table(tuning.calibration, currency),
-        {"Met": "share", "Would meet": "share"},
-        currency,
-        right=["Target", "Proposed"],
-    )
+    table = calibration_table(tuning.calibration, currency)
+    # Only proposals have a share that would meet them; the other rows leave it blank.
+    table["Would meet"] = ["" if pd.isna(v) else fmt(v, "share") for v in table["Would meet"]]
+    return styled(table, {"Met": "share"}, currency, right=["Target", "Proposed", "Would meet"])
 
 
 def weights(tuning: Tuning) -> Styler:
