@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from kpilib import paths
 from kpilib.demo import DemoConfig, generate
+from kpilib.display import fmt_diff
 from kpilib.errors import KpiError, ParamsError
 from kpilib.io import read_source, write_tables
 from kpilib.metrics import first_month, sales_departments
@@ -236,8 +237,9 @@ def _whatif(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         return 0
     span = f"{months[0]:%Y-%m} to {months[-1]:%Y-%m}"
-    shares = {"Score now": "{:.1%}", "Score proposed": "{:.1%}", "Change": "{:+.1%}"}
+    shares = {"Score now": "{:.1%}", "Score proposed": "{:.1%}"}
     table = whatif_table(result)
+    table["Change"] = [fmt_diff(v, "share", signed=True) for v in table["Change"]]
     kpis = result.kpis.set_index("label")[["share_met_current", "share_met_proposed"]]
     sys.stdout.write(
         f"What-if over {span} ({len(months)} months): {current.name!r} now, "

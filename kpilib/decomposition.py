@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from kpilib.display import NO_DATA, fmt
+from kpilib.display import NO_DATA, fmt, fmt_signed
 from kpilib.metrics import (
     KEYS,
     Level,
@@ -390,13 +390,6 @@ def whole_units(contributions: pd.Series, total: float) -> pd.Series:
     return pd.Series(floors + extra, index=contributions.index, name=contributions.name)
 
 
-def _signed(value: float, unit: str, currency: str) -> str:
-    if math.isnan(value):
-        return NO_DATA
-    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
-    return sign + fmt(abs(value), unit, currency)
-
-
 def _factor_value(value: float, unit: str, currency: str) -> str:
     if unit == "ratio":
         return NO_DATA if math.isnan(value) else f"{value:,.2f}"
@@ -432,13 +425,13 @@ def driver_table(gap: pd.DataFrame, unit: str, currency: str) -> pd.DataFrame:
     table = pd.DataFrame({
         "Factor": gap["label"].astype("str").to_list(),
         **values,
-        "Contribution": [_signed(v, unit, currency) for v in rounded],
+        "Contribution": [fmt_signed(v, unit, currency) for v in rounded],
     })  # fmt: skip
     total = {
         "Factor": "Total gap",
         "Reference": fmt(reference, unit, currency),
         "Actual": fmt(actual, unit, currency),
-        "Contribution": _signed(total_gap, unit, currency),
+        "Contribution": fmt_signed(total_gap, unit, currency),
     }
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 

@@ -57,6 +57,18 @@ def fmt_diff(value: object, unit: str, currency: str = "RUB", signed: bool = Fal
     return fmt(value, unit, currency)
 
 
+def fmt_signed(value: object, unit: str, currency: str = "RUB") -> str:
+    """A contribution with its sign: ``+1,234 RUB``, ``-1,234 RUB`` (a true minus sign); unit
+    ``compact`` for short money (``+1.2M RUB``)."""
+    if _missing(value):
+        return NO_DATA
+    number = float(value)  # type: ignore[arg-type]
+    sign = "+" if number > 0 else "\u2212" if number < 0 else ""
+    if unit == "compact":
+        return sign + fmt_compact(abs(number), currency)
+    return sign + fmt(abs(number), unit, currency)
+
+
 def fmt_compact(value: object, currency: str = "RUB") -> str:
     """Money in short form for sentences: ``12.3M RUB``, ``450K RUB``."""
     if _missing(value):

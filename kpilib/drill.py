@@ -3,8 +3,10 @@
 Each indicator counts particular rows by particular dates (won deals by closing date, deliveries
 by promised date for on-time delivery and by delivery date for fulfilment, requests by receipt,
 leads by creation). `rows_behind` returns exactly those rows for a department or a manager, with
-the column the indicator reads and a ``flag`` marking the rows that pull it towards a miss (late
-deliveries, slow answers, lost deals), so that an analyst can see what a number is made of.
+the column the indicator reads and a ``flag`` marking the rows that pull it towards a miss where
+the rows themselves tell (late or undelivered, unanswered, lost, not converted, below the minimum
+contract; fulfilment and money indicators flag none, their values are in the rows), so that an
+analyst can see what a number is made of.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ import pandas as pd
 
 from kpilib.decomposition import (
     driver_gap,
-    driver_table,
     funnel,
     labelled_won,
     mix_by,
@@ -26,7 +25,7 @@ from kpilib.decomposition import (
     top_segments,
     whole_units,
 )
-from kpilib.display import fmt, fmt_compact, month_name
+from kpilib.display import fmt, fmt_compact, fmt_signed, month_name
 from kpilib.metrics import covers
 from kpilib.monthly import MonthlyReport, profit_table
 
@@ -74,15 +73,23 @@ class Gap:
 
 
 def reference_months(report: MonthlyReport) -> tuple[pd.Period, ...]:
-    """The scheme's baseline months of the report's month, or the trailing months without them."""
-    months = report.scheme.baseline.months_for(report.period)
-    if any(covers(report.crm, month) for month in months):
-        return months
-    trailing = tuple(report.period - k for k in range(TRAILING_MONTHS, 0, -1))
-    return tuple(month for month in trailing if covers(report.crm, month))
+    """The scheme's baseline months the data covers, or else the trailing months it covers.
+
+    Empty in the data's first month: there is nothing before it to compare with.
+    """
+    for months in (
+        report.scheme.baseline.months_for(report.period),
+        tuple(report.period - k for k in range(TRAILING_MONTHS, 0, -1)),
+    ):
+        covered = tuple(month for month in months if covers(report.crm, month))
+        if covered:
+            return covered
+    return ()
 
 
 def _months_label(months: tuple[pd.Period, ...]) -> str:
+    if not months:
+        return "no earlier month in the data"
     if len(months) == 1:
         return month_name(months[0])
     return f"{months[0]:%Y-%m} to {months[-1]:%Y-%m} (monthly mean)"
@@ -122,11 +129,6 @@ def department_gap(
     )
 
 
-def gap_table(gap: Gap, currency: str) -> pd.DataFrame:
-    """The gap's drivers for the report, in whole units that add up to the total gap."""
-    return driver_table(gap.drivers, "money", currency)
-
-
 def main_drivers(gap: Gap, currency: str, most: int = 3) -> str:
     """The largest contributions in the gap's own direction, e.g. "win rate −6.3M RUB, ..."."""
     if math.isnan(gap.gap):
@@ -137,7 +139,7 @@ def main_drivers(gap: Gap, currency: str, most: int = 3) -> str:
     direction = drivers["shown"] * (1 if gap.gap >= 0 else -1)
     main = drivers.loc[direction > 0].assign(size=direction).nlargest(most, "size")
     return ", ".join(
-        f"{row['label'].lower()} {_signed_compact(row['shown'], currency)}"
+        f"{row['label'].lower()} {fmt_signed(row['shown'], 'compact', currency)}"
         for row in main.to_dict("records")
     )
 
@@ -146,6 +148,8 @@ def gap_sentence(gap: Gap, currency: str, most: int = 3) -> str:
     """The gap in one sentence: its size and its largest contributions in its own direction."""
     what = "Revenue" if gap.metric == "revenue" else "Net profit"
     against = "the plan" if gap.reference_name == "plan" else "the baseline"
+    if gap.reference_name == "baseline" and not gap.reference_months:
+        return f"{what} cannot be compared with a baseline: the data holds no earlier month."
     if math.isnan(gap.gap):
         return f"{what} cannot be compared with {against}: the data lacks a figure it needs."
     verb = "missed" if gap.gap < 0 else "beat"
@@ -158,13 +162,20 @@ def gap_sentence(gap: Gap, currency: str, most: int = 3) -> str:
     )
 
 
-def _signed_compact(value: float, currency: str) -> str:
-    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
-    return sign + fmt_compact(abs(value), currency)
+def _printed(reference: pd.Series, actual: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Reference and actual in whole units that add up to their rounded totals, and each row's
+    change as their printed difference: every row and every column adds up as shown."""
+    shown_reference = whole_units(reference, reference.sum())
+    shown_actual = whole_units(actual, actual.sum())
+    return shown_reference, shown_actual, shown_actual - shown_reference
 
 
 def mix_table(report: MonthlyReport, gap: Gap, dimension: str) -> pd.DataFrame:
-    """The revenue gap split over a dimension's groups: each group's change and its parts."""
+    """The revenue gap over a dimension's groups: each group's change and its parts, and a total.
+
+    Every figure is in whole units; each row's volume, mix and average-deal parts add up to its
+    change, and the changes add up to the total row's, the revenue gap as printed.
+    """
     split = mix_by(
         report.crm,
         report.period,
@@ -174,27 +185,28 @@ def mix_table(report: MonthlyReport, gap: Gap, dimension: str) -> pd.DataFrame:
         plan_revenue=gap.plan,
     )
     groups = split.groups
+    reference, actual, change = _printed(groups["reference_revenue"], groups["actual_revenue"])
+    parts = groups[["volume", "mix", "rate"]].astype(float).copy()
+    for row, total in enumerate(change):
+        if pd.notna(total):
+            parts.iloc[row] = whole_units(parts.iloc[row], total).to_numpy()
+    labels = groups["group"].astype("str").tolist() + ["Total"]
+    columns = {
+        gap.reference_label: [*reference, reference.sum(min_count=1)],
+        "Actual": [*actual, actual.sum(min_count=1)],
+        "Change": [*change, change.sum(min_count=1)],
+        "of which volume": [*parts["volume"], parts["volume"].sum(min_count=1)],
+        "mix": [*parts["mix"], parts["mix"].sum(min_count=1)],
+        "average deal": [*parts["rate"], parts["rate"].sum(min_count=1)],
+    }
     cur = report.currency
-    money = ["reference_revenue", "actual_revenue", "change", "volume", "mix", "rate"]
-    shown = {column: whole_units(groups[column], groups[column].sum()) for column in money}
-    return pd.DataFrame(
-        {
-            MIX_DIMENSIONS[dimension]: groups["group"].astype("str"),
-            gap.reference_label: [fmt(v, "money", cur) for v in shown["reference_revenue"]],
-            "Actual": [fmt(v, "money", cur) for v in shown["actual_revenue"]],
-            "Change": [_signed(v, cur) for v in shown["change"]],
-            "of which volume": [_signed(v, cur) for v in shown["volume"]],
-            "mix": [_signed(v, cur) for v in shown["mix"]],
-            "average deal": [_signed(v, cur) for v in shown["rate"]],
-        }
-    )
-
-
-def _signed(value: float, currency: str) -> str:
-    if math.isnan(value):
-        return fmt(value, "money", currency)
-    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
-    return sign + fmt(abs(value), "money", currency)
+    table = {MIX_DIMENSIONS[dimension]: labels}
+    for column, values in columns.items():
+        signed = column not in (gap.reference_label, "Actual")
+        table[column] = [
+            fmt_signed(v, "money", cur) if signed else fmt(v, "money", cur) for v in values
+        ]
+    return pd.DataFrame(table)
 
 
 def segment_table(report: MonthlyReport, gap: Gap, most: int = 5) -> pd.DataFrame:
@@ -209,13 +221,15 @@ def segment_table(report: MonthlyReport, gap: Gap, most: int = 5) -> pd.DataFram
         scale = 1 / len(gap.reference_months) if gap.reference_months else math.nan
     table = top_segments(actual, reference, dimensions, most, scale)
     cur = report.currency
-    contribution = whole_units(table["contribution"], round(gap.actual) - round(gap.reference))
+    shown_reference, shown_actual, contribution = _printed(
+        table["reference_revenue"], table["actual_revenue"]
+    )
     return pd.DataFrame(
         {
             "Segment": table["segment"].astype("str"),
-            gap.reference_label: [fmt(v, "money", cur) for v in table["reference_revenue"]],
-            "Actual": [fmt(v, "money", cur) for v in table["actual_revenue"]],
-            "Contribution": [_signed(v, cur) for v in contribution],
+            gap.reference_label: [fmt(v, "money", cur) for v in shown_reference],
+            "Actual": [fmt(v, "money", cur) for v in shown_actual],
+            "Contribution": [fmt_signed(v, "money", cur) for v in contribution],
             "Share of gap": table["share_of_gap"],
         }
     )

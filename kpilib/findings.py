@@ -147,15 +147,18 @@ def _earlier_service_findings(report: MonthlyReport) -> list[str]:
     """Service KPIs missed in earlier months of the window because a service department slipped.
 
     The month's own misses are explained with the register; this names the latest earlier run of
-    months in which a service department slipped for every sales department and this one missed
-    because of it, when that run ended before the report's month.
+    months in which the department missed a service KPI while the responsible service department
+    missed its level company-wide, when that run ended before the report's month, and says
+    whether the service department has kept its level since.
     """
     history = service_history(report.crm, report.scheme, report.history.months,
                               report.department_id)  # fmt: skip
-    caused = history.loc[history["met"].eq(False) & history["service_missed"].eq(True)]
     sentences = []
-    for _, rows in caused.groupby("kpi", sort=False):
-        months = list(rows["month"])
+    for _, rows in history.groupby("kpi", sort=False):
+        caused = rows.loc[rows["met"].eq(False) & rows["service_missed"].eq(True)]
+        if caused.empty:
+            continue
+        months = list(caused["month"])
         run = [months[-1]]
         for month in reversed(months[:-1]):
             if month != run[0] - 1:
@@ -163,8 +166,9 @@ def _earlier_service_findings(report: MonthlyReport) -> list[str]:
             run.insert(0, month)
         if run[-1] == report.period:
             continue  # the month's own miss, already explained
-        last = rows.loc[rows["month"].isin(run)]
+        last = caused.loc[caused["month"].isin(run)]
         unit = METRICS[last["metric"].iloc[0]].unit
+        who = last["responsible"].iloc[0]
         values = last["service_value"]
         span = f"{run[0]:%Y-%m}" if len(run) == 1 else f"{run[0]:%Y-%m} to {run[-1]:%Y-%m}"
         level = (
@@ -172,12 +176,16 @@ def _earlier_service_findings(report: MonthlyReport) -> list[str]:
             if len(run) == 1
             else f"{fmt(values.min(), unit)} to {fmt(values.max(), unit)}"
         )
+        later = rows.loc[rows["month"].gt(run[-1]) & rows["responsible"].eq(who)]
+        if later["service_missed"].eq(False).all():
+            since = f"{who} has met its level since {run[-1] + 1:%Y-%m}"
+        else:
+            since = f"{who} has not kept its level since"
         sentences.append(
-            f"Earlier: {last['label'].iloc[0]} missed in {span} because "
-            f"{last['responsible'].iloc[0]} slipped for every sales department ({level} against "
-            f"{fmt(last['target'].iloc[0], unit)}); {last['responsible'].iloc[0]} has met its "
-            "level since "
-            f"{run[-1] + 1:%Y-%m} (see the service departments, month by month)."
+            f"Earlier: {last['label'].iloc[0]} missed in {span} while {who} slipped "
+            f"company-wide ({level} across all sales departments, against "
+            f"{fmt(last['target'].iloc[0], unit)}); {since} (see the service departments, month "
+            "by month)."
         )
     return sentences
 

@@ -52,9 +52,12 @@ class ScoreHistory:
     def department_metrics(self, department_id: str) -> pd.DataFrame:
         """One department's indicators month by month (rows are months, oldest first).
 
-        A month in which the department had nobody to score is a row of NaN ("no data").
+        Only the indicators every month of the history holds (see `score_months`' ``shown``);
+        a month in which the department had nobody to score is a row of NaN ("no data").
         """
-        columns = self.cards[-1].department_metrics.columns
+        columns = self.cards[0].department_metrics.columns
+        for card in self.cards[1:]:
+            columns = columns.intersection(card.department_metrics.columns, sort=False)
         rows = {
             month: card.department_metrics.reindex(index=[department_id], columns=columns).iloc[0]
             for month, card in zip(self.months, self.cards, strict=True)

@@ -176,8 +176,9 @@ def waterfall_chart(
     known = steps.notna().all() and not pd.isna(start)
     end = start + steps.sum() if known else float("nan")
     bottoms = start + steps.fillna(0.0).cumsum().shift(fill_value=0.0)
-    labels = [start_label, *_literal(table["label"]), end_label]
     alt = _waterfall_alt(table, start, end, start_label, end_label, currency, title)
+    start_label, end_label, title = _literal(pd.Series([start_label, end_label, title]))
+    labels = [start_label, *_literal(table["label"]), end_label]
     figure = _figure(max(6.0, 0.8 * len(labels) + 1.5), 4.8, alt)
     ax = figure.subplots()
     totals = [(0, start, _PALETTE["revenue"]), (len(labels) - 1, end, _PALETTE["profit"])]

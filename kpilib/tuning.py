@@ -149,7 +149,11 @@ def _calibrate(
             unit = METRICS[kpi.metric].unit
             proposed = _nice(float(values.quantile(quantile)), unit, kpi.target.type,
                              kpi.direction)  # fmt: skip
-            expected = float(_meets(values, proposed, kpi.direction).mean())
+            if kpi.target.type == "absolute" and kpi.direction == "higher" and proposed <= 0:
+                # A target met by doing nothing recalibrates nothing: leave it to people.
+                proposed = math.nan
+            else:
+                expected = float(_meets(values, proposed, kpi.direction).mean())
     return {
         "kpi": kpi.key,
         "level": kpi.level,
@@ -233,7 +237,10 @@ def tuning_proposals(calibration: pd.DataFrame, variance: pd.DataFrame, currency
             f"{row['share_met']:.0%} of {row['observations']} {row['level']}-months)"
         )
         if math.isnan(row["proposed"]):
-            sentences.append(sentence + "; history holds too few values to propose a target.")
+            sentences.append(
+                sentence + "; history gives no sensible target to propose (too few values, or "
+                "only a target of zero), so this one is for the working group to set."
+            )
             continue
         proposed = _target_text(row["proposed"], row["target_type"], row["metric"], currency)
         sentences.append(
@@ -244,7 +251,8 @@ def tuning_proposals(calibration: pd.DataFrame, variance: pd.DataFrame, currency
         if row["flat"]:
             sentences.append(
                 f"{row['label']} carries no variance: its attainment was "
-                f"{row['mean_attainment']:.0%} for everyone (spread {row['spread']:.1%}), so its "
+                f"{row['mean_attainment']:.0%} for everyone (spread {row['spread'] * 100:.1f} pp), "
+                "so its "
                 f"weight of {row['weight']:.0%} adds the same to every score; move the weight to "
                 "KPIs that tell managers apart, or sharpen the target."
             )
@@ -463,6 +471,7 @@ def whatif_sentence(tuning: Tuning) -> str:
     return (
         f"Had the proposed targets applied over {span}, the managers' mean score would have been "
         f"{total['score_proposed']:.1%} instead of {total['score_current']:.1%} "
-        f"({total['change'] * 100:+.1f} pp), with {int(total['kpis_met_proposed'])} KPIs met "
-        f"instead of {int(total['kpis_met_current'])} (see the what-if table)."
+        f"({total['change'] * 100:+.1f} pp), and {int(total['kpis_met_proposed'])} KPI targets "
+        f"met over all manager-months instead of {int(total['kpis_met_current'])} (see the "
+        "what-if table)."
     )

@@ -175,13 +175,25 @@ def _plan_metric_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     plans = tables.get("plans")
     if plans is None or "metric" not in plans:
         return []
+    problems = []
     unknown = plans["metric"].notna() & ~plans["metric"].isin(list(METRICS))
-    if not unknown.any():
-        return []
-    rows = tuple(int(i) + 1 for i in plans.index[unknown])
-    shown = tuple(repr(str(v))[:60] for v in plans.loc[unknown, "metric"])
-    rule = f"must be one of the kit's metrics ({', '.join(METRICS)})"
-    return [Problem("plans", "metric", rule, rows, shown)]
+    if unknown.any():
+        rows = tuple(int(i) + 1 for i in plans.index[unknown])
+        shown = tuple(repr(str(v))[:60] for v in plans.loc[unknown, "metric"])
+        rule = f"must be one of the kit's metrics ({', '.join(METRICS)})"
+        problems.append(Problem("plans", "metric", rule, rows, shown))
+    # Two plans for the same owner, month and metric leave the target ambiguous.
+    key = [c for c in ("period", "metric", "department_id", "manager_id") if c in plans]
+    repeated = plans.duplicated(key, keep=False)
+    if repeated.any():
+        rows = tuple(int(i) + 1 for i in plans.index[repeated])
+        shown = tuple(
+            " ".join(str(v) for v in values if pd.notna(v) and v != "")[:60]
+            for values in plans.loc[repeated, key].itertuples(index=False)
+        )
+        rule = "must hold one plan per owner, period and metric (these repeat one)"
+        problems.append(Problem("plans", ", ".join(key), rule, rows, shown))
+    return problems
 
 
 def _with_contract_defaults(tables: dict[str, pd.DataFrame]) -> tuple[dict, tuple[str, ...]]:

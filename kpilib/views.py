@@ -24,9 +24,10 @@ from kpilib.explain import Gap, PeerGap, mix_table, segment_table
 from kpilib.forecast import DepartmentForecast, department_forecast, forecast_table
 from kpilib.metrics import METRICS
 from kpilib.monthly import MonthlyReport
+from kpilib.periods import latest_complete_month
 from kpilib.plots import waterfall_chart
 from kpilib.services import service_history, service_links, service_table
-from kpilib.tuning import Tuning, calibration_table, whatif_table
+from kpilib.tuning import FLAT, Tuning, calibration_table, whatif_table
 
 
 def register(report: MonthlyReport) -> Styler | HTML:
@@ -165,6 +166,10 @@ def weights(tuning: Tuning) -> Styler:
             "Spread within a month": variance["spread_within_month"],
             "Score spread it adds": variance["score_spread"],
             "Carries variance": variance["flat"].map({True: "no", False: "yes"}),
+            "Tells managers apart in a month": [
+                "no data" if pd.isna(v) else "yes" if v >= FLAT else "no (shared or flat)"
+                for v in variance["spread_within_month"]
+            ],
         }
     )
     shares = ["Weight", "Mean attainment", "Spread", "Spread within a month"]
@@ -183,8 +188,13 @@ def whatif(tuning: Tuning) -> Styler | HTML:
 
 
 def forecast(report: MonthlyReport) -> DepartmentForecast:
-    """The department's revenue forecast for the three months after the report's month."""
-    return department_forecast(report.crm, report.department_id, report.period)
+    """The department's revenue forecast for the three months after the report's month.
+
+    When the report's month is not complete in the data (an analyst asked for it), the forecast
+    starts from the month before, so that month is forecast rather than read as a slump.
+    """
+    end = min(report.period, latest_complete_month(report.crm))
+    return department_forecast(report.crm, report.department_id, end)
 
 
 def forecast_chart(result: DepartmentForecast, currency: str) -> Figure:

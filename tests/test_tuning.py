@@ -25,13 +25,17 @@ from kpilib import paths
 from kpilib.cli import main
 from kpilib.history import ScoreHistory, score_window
 from kpilib.io import read_source, read_yaml, write_tables
-from kpilib.params import Scheme, load_scheme
+from kpilib.params import Kpi, Scheme, load_scheme
 from kpilib.scoring import KPI_COLUMNS, attainment, is_met, kpi_target
 from kpilib.testing import vasily_valery_tables
 from kpilib.tuning import (
     AIM,
+    ALL_TIERS,
     CALIBRATION_COLUMNS,
+    EASY,
+    HARD,
     MIN_OBSERVATIONS,
+    _calibrate,
     _nice,
     compare,
     proposed_scheme,
@@ -328,7 +332,10 @@ def test_department_kpis_are_judged_over_department_months():
 def test_expected_share_is_the_share_of_history_meeting_the_proposal(deals):
     row = calibration_row(target_calibration(one_kpi("deals_won", deals), SCHEME), "deals_won")
     if math.isnan(row["proposed"]):
-        assert row["verdict"] in ("fine", "too little data")
+        # No proposal: nothing to recalibrate, or only a target of zero would fit history.
+        assert row["verdict"] in ("fine", "too little data") or (
+            "too hard" == row["verdict"] and pd.Series(deals).quantile(1 - AIM) <= 0
+        )
         return
     meeting = sum(d >= row["proposed"] for d in deals) / len(deals)
     assert pytest.approx(meeting) == row["expected_share"]
@@ -736,3 +743,11 @@ def test_kpi_whatif_refuses_a_missing_scheme_file(source, tmp_path, caplog):
     missing = tmp_path / "missing.yaml"
     assert 2 == main(whatif_args(source, missing, "2026-08", "2026-09"))
     assert f"Cannot read {missing}" in caplog.text
+
+
+def test_a_count_target_nobody_reaches_is_not_recalibrated_to_zero():
+    kpi = Kpi(metric="new_clients", target={"type": "absolute", "value": 2})
+    rows = pd.DataFrame({"actual": [0.0] * 9 + [1.0], "baseline": math.nan, "met": [False] * 10})
+    row = _calibrate(kpi, ALL_TIERS, rows, EASY, HARD, AIM)
+    assert "too hard" == row["verdict"]
+    assert math.isnan(row["proposed"]) and math.isnan(row["expected_share"])

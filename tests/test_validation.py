@@ -346,3 +346,20 @@ def test_a_plan_for_a_metric_the_kit_does_not_compute_is_refused_not_ignored():
     tables = broken("plans", 1, metric="turnover")
     [line] = lines_with(contract_error(tables), "plans.metric")
     assert "must be one of the kit's metrics" in line and [1] == reported_rows(line)
+
+
+def test_two_plans_for_the_same_owner_month_and_metric_are_refused(raw_sales):
+    plans = pd.DataFrame(
+        {
+            "period": ["2025-03", "2025-03", "2025-03"],
+            "metric": ["revenue", "revenue", "revenue"],
+            "target": [100.0, 50.0, 70.0],
+            "department_id": ["north", "north", "south"],
+        }
+    )
+    with pytest.raises(DataContractError) as error:
+        validate_tables({**raw_sales, "plans": plans}, source="repeated plans")
+    message = str(error.value)
+    assert "must hold one plan per owner, period and metric" in message
+    assert "row 1 (2025-03 revenue north), row 2 (2025-03 revenue north)" in message
+    assert "row 3" not in message
