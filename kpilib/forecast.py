@@ -578,9 +578,8 @@ def _manager_forecasts(crm: CRM, department_id: str, end: pd.Period, level: floa
                 reason = str(error)
             else:
                 if result.empty:
-                    reason = (
-                        f"history too short: {row['months']} months with data, {MIN_MONTHS} needed"
-                    )
+                    have = f"{row['months']} month{'' if row['months'] == 1 else 's'}"
+                    reason = f"history too short: {have} with data, {MIN_MONTHS} needed"
         for column in ("forecast", "lower", "upper", "std"):
             row[column] = _first(result, column)
         row["method"] = result["method"].iloc[0] if len(result) else None
