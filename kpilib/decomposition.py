@@ -633,6 +633,28 @@ def _covered(crm: CRM, months: Sequence[pd.Period]) -> list[pd.Period]:
     return [month for month in months if covers(crm, month)]
 
 
+def reference_won(
+    crm: CRM,
+    months: Sequence[pd.Period],
+    department_id: str | None,
+    dimensions: Sequence[str],
+    plan_revenue: float | None = None,
+) -> tuple[pd.DataFrame, float]:
+    """The reference's won deals (in the months the data covers) and the scale that makes them
+    the reference: the mean month, or with a plan, the plan's revenue read through their mix.
+
+    Returns:
+        The labelled won deals (as `labelled_won`) and the factor on their revenue; NaN when the
+        data covers none of the months or, with a plan, they hold no revenue to scale.
+    """
+    covered = _covered(crm, months)
+    won = labelled_won(crm, covered, department_id, dimensions)
+    total = float(won["amount"].sum())
+    if plan_revenue is not None:
+        return won, plan_revenue / total if total > 0 else math.nan
+    return won, 1 / len(covered) if covered else math.nan
+
+
 def mix_by(
     crm: CRM,
     period: pd.Period,
@@ -661,13 +683,8 @@ def mix_by(
         plan, no revenue to read it through).
     """
     actual = labelled_won(crm, [period], department_id, (dimension,))
-    months = _covered(crm, reference_months)
-    reference = labelled_won(crm, months, department_id, (dimension,))
-    total = float(reference["amount"].sum())
-    if plan_revenue is not None:
-        scale = plan_revenue / total if total > 0 else math.nan
-    else:
-        scale = 1 / len(months) if months else math.nan
+    reference, scale = reference_won(crm, reference_months, department_id, (dimension,),
+                                     plan_revenue)  # fmt: skip
 
     def labels(won: pd.DataFrame) -> pd.Series:
         return won[dimension] if dimension in won else pd.Series(np.nan, index=won.index)

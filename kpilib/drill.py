@@ -21,7 +21,13 @@ from kpilib.discrepancies import run_lengths
 from kpilib.errors import ParamsError
 from kpilib.history import ScoreHistory, score_months
 from kpilib.io import read_source
-from kpilib.metrics import METRICS, MetricSettings, deals_with_department, sales_departments
+from kpilib.metrics import (
+    METRICS,
+    MetricSettings,
+    deals_with_department,
+    deliveries_with_deals,
+    sales_departments,
+)
 from kpilib.params import Kpi, Scheme, load_scheme
 from kpilib.periods import in_period, parse_month, resolve_period
 from kpilib.schemas import CRM, first_won_deals
@@ -61,20 +67,8 @@ def _new_clients(crm: CRM, period: pd.Period, settings: MetricSettings) -> pd.Da
     return month.assign(flag=month["amount"].lt(settings.min_contract))
 
 
-def _deliveries(crm: CRM) -> pd.DataFrame | None:
-    if crm.deliveries is None:
-        return None
-    deals = _deals(crm).set_index("deal_id")
-    deliveries = crm.deliveries.rename(columns={"department_id": "service_department_id"})
-    return deliveries.assign(
-        manager_id=deliveries["deal_id"].map(deals["manager_id"]),
-        department_id=deliveries["deal_id"].map(deals["department_id"]),
-        closed_on=deliveries["deal_id"].map(deals["closed_on"]) if "closed_on" in deals else pd.NaT,
-    )
-
-
 def _on_time(crm: CRM, period: pd.Period, settings: MetricSettings) -> pd.DataFrame | None:
-    deliveries = _deliveries(crm)
+    deliveries = deliveries_with_deals(crm)
     if deliveries is None:
         return None
     due = deliveries.loc[in_period(deliveries["promised_on"], period)]
@@ -87,7 +81,7 @@ def _on_time(crm: CRM, period: pd.Period, settings: MetricSettings) -> pd.DataFr
 
 
 def _fulfilment(crm: CRM, period: pd.Period, settings: MetricSettings) -> pd.DataFrame | None:
-    deliveries = _deliveries(crm)
+    deliveries = deliveries_with_deals(crm)
     if deliveries is None or "delivered_on" not in deliveries:
         return None
     made = deliveries.loc[in_period(deliveries["delivered_on"], period)]

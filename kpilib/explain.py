@@ -22,6 +22,7 @@ from kpilib.decomposition import (
     mix_by,
     plan_funnel,
     plan_target,
+    reference_won,
     top_segments,
     whole_units,
 )
@@ -213,12 +214,9 @@ def segment_table(report: MonthlyReport, gap: Gap, most: int = 5) -> pd.DataFram
     """The few segments (product x client segment x channel) that explain most of the gap."""
     dimensions = ("product", "segment", "channel")
     actual = labelled_won(report.crm, [report.period], report.department_id, dimensions)
-    reference = labelled_won(report.crm, gap.reference_months, report.department_id, dimensions)
-    total = float(reference["amount"].sum())
-    if gap.plan is not None:
-        scale = gap.plan / total if total > 0 else math.nan
-    else:
-        scale = 1 / len(gap.reference_months) if gap.reference_months else math.nan
+    reference, scale = reference_won(
+        report.crm, gap.reference_months, report.department_id, dimensions, gap.plan
+    )
     table = top_segments(actual, reference, dimensions, most, scale)
     cur = report.currency
     shown_reference, shown_actual, contribution = _printed(

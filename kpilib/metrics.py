@@ -311,20 +311,31 @@ def _new_clients(ctx: _Context) -> pd.Series:
     return ctx.count(qualifying)
 
 
-def _deliveries(ctx: _Context) -> pd.DataFrame | None:
-    if ctx.crm.deliveries is None:
+def deliveries_with_deals(crm: CRM) -> pd.DataFrame | None:
+    """Deliveries with their deal's manager, sales department and closing date attached.
+
+    The deliveries' own ``department_id`` (the service department delivering) is kept as
+    ``service_department_id``; ``department_id`` is the sales department of the deal. None
+    without a deliveries table. Do not modify the frame: it is computed once per source.
+    """
+    if crm.deliveries is None:
         return None
-    deals = ctx.deals.set_index("deal_id")
-    deliveries = ctx.crm.deliveries.drop(columns=["department_id"], errors="ignore")
-    return deliveries.assign(
-        manager_id=deliveries["deal_id"].map(deals["manager_id"]),
-        department_id=deliveries["deal_id"].map(deals["department_id"]),
-        closed_on=deliveries["deal_id"].map(deals["closed_on"]) if "closed_on" in deals else pd.NaT,
-    )
+
+    def attach() -> pd.DataFrame:
+        deals = deals_with_department(crm).set_index("deal_id")
+        deliveries = crm.deliveries.rename(columns={"department_id": "service_department_id"})
+        closed = deliveries["deal_id"].map(deals["closed_on"]) if "closed_on" in deals else pd.NaT
+        return deliveries.assign(
+            manager_id=deliveries["deal_id"].map(deals["manager_id"]),
+            department_id=deliveries["deal_id"].map(deals["department_id"]),
+            closed_on=closed,
+        )
+
+    return crm.derived("deliveries_with_deals", attach)
 
 
 def _on_time_delivery(ctx: _Context) -> pd.Series:
-    deliveries = _deliveries(ctx)
+    deliveries = deliveries_with_deals(ctx.crm)
     if deliveries is None:
         return ctx.nan()
     due = deliveries.loc[in_period(deliveries["promised_on"], ctx.period)]
@@ -334,7 +345,7 @@ def _on_time_delivery(ctx: _Context) -> pd.Series:
 
 
 def _fulfilment_days(ctx: _Context) -> pd.Series:
-    deliveries = _deliveries(ctx)
+    deliveries = deliveries_with_deals(ctx.crm)
     if deliveries is None or "delivered_on" not in deliveries:
         return ctx.nan()
     made = deliveries.loc[in_period(deliveries["delivered_on"], ctx.period)]

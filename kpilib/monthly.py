@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kpilib import paths
 from kpilib.display import SALE_TYPE_LABELS, fmt, fmt_met, header, month_name, note, styled
 from kpilib.errors import ParamsError
-from kpilib.history import ScoreHistory, score_window
+from kpilib.history import HISTORY_METRICS, ScoreHistory, score_window
 from kpilib.io import read_source, write_json
 from kpilib.metrics import METRICS, revenue_by, sales_departments
 from kpilib.params import Scheme, load_scheme
@@ -30,7 +30,7 @@ from kpilib.periods import resolve_period
 from kpilib.schemas import CRM
 from kpilib.scoring import Scorecard, scorecard_json
 
-TREND_METRICS = ("revenue", "net_profit", "deals_won", "win_rate", "avg_deal")
+TREND_METRICS = HISTORY_METRICS  # the trend charts show what every scored month keeps
 
 
 class MonthlyParams(BaseModel):
