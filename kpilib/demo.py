@@ -37,6 +37,18 @@ a replacement is hired the next day. Monthly department revenue plans are 4% abo
 season-adjusted pre-pilot average and the previous year's actual for the same month, so departments
 without the pilot land at about 92-97% of plan and ``east`` above it once the pilot runs; plans
 run ``PLAN_AHEAD`` = 3 months past ``end``.
+
+6. **A KPI with a lagged link to results**: in ``SLOW_RESPONSE_SHARE`` = 30% of manager-months,
+   drawn independently, a manager's clients wait ``SLOW_RESPONSE_FACTOR`` = 4x as long for a first
+   response (about 14 hours instead of 3.5, so the 8-hour response KPI is missed). The month after
+   such a month the manager's won deals with existing clients are worth ``SLOW_RESPONSE_LOSS`` =
+   35% less (amount, cost price and technical hours alike; deal counts and dates unchanged). The
+   response KPI therefore leads existing-client revenue and net profit by one month
+   (``RESPONSE_LAG``) and has no link to the same month's results. Valery's slow months are
+   Vasily's, so their revenue still matches.
+7. **KPIs without a link to results**: delivery timeliness is drawn independently of everything a
+   manager does (the logistics slip hits every department alike), so meeting the on-time delivery
+   and fulfilment KPIs does not raise a manager's revenue or profit in the same or a later month.
 """
 
 import re
@@ -60,6 +72,11 @@ HOURLY_COST = 1_500.0  # the design card's cost of a technical staff hour, RUB
 HIGH_HOURS_COST_SHARE = (0.2, 0.3)  # Vasily's extra-hour cost as a share of a won deal's amount
 ON_TIME_NORMAL, ON_TIME_SLIP = 0.97, 0.75
 PLAN_AHEAD = 3  # months of plans past the last month with data
+SLOW_RESPONSE_SHARE = 0.3  # manager-months in which clients wait long for answers
+SLOW_RESPONSE_FACTOR = 4.0  # how much longer they wait in such a month
+SLOW_RESPONSE_LOSS = 0.35  # existing-client deal value lost the month after
+RESPONSE_LAG = 1  # months from slow answers to lost repeat business
+UNLINKED_KPIS = ("on_time_delivery", "fulfilment_days")  # metrics drawn without a link to results
 # Expected days from closing to delivery: promises fall 2-5 days after closing (3.5 on average);
 # normally orders arrive on the promised day or the day before and late ones 1-4 days after it;
 # in the slip on-time orders arrive on the promised day and late ones 2-10 days after it.
@@ -165,6 +182,10 @@ class GroundTruth:
     pilot_start: pd.Timestamp  # the pilot department's kpi_since
     pilot_uplift: float  # factor on won deals from pilot_start on
     seasonality: tuple[float, ...]  # factor for January ... December
+    lagged_link_metric: str  # the KPI metric that leads results
+    lagged_link_lag: int  # by this many months
+    lagged_link_loss: float  # share of existing-client deal value lost after a missed month
+    unlinked_metrics: tuple[str, ...]  # KPI metrics planted without a link to results
 
 
 def generate(config: DemoConfig = DemoConfig()) -> dict[str, pd.DataFrame]:
@@ -184,7 +205,8 @@ def generate(config: DemoConfig = DemoConfig()) -> dict[str, pd.DataFrame]:
     deals, segments = _assign_clients(deals, rng)
     deals = _price(deals, segments, roster, rng)
     deals, segments = _mirror_peer(deals, segments, roster, rng)
-    deals = _identify(deals, roster)
+    slow = _slow_months(config, roster, _rngs(config, 4)[3])
+    deals = _identify(_lose_repeat_business(deals, slow, config), roster)
     early = _early_leads(unborn, roster, last_day, _rngs(config, 3)[2])
     leads, lead_of_deal = _leads(deals, last_day, rng, early)
     won = deals[deals["stage"].eq("won")]
@@ -195,7 +217,7 @@ def generate(config: DemoConfig = DemoConfig()) -> dict[str, pd.DataFrame]:
         "products": _products(),
         "deals": _deals_table(deals, lead_of_deal),
         "deliveries": _deliveries(won, config, rng),
-        "requests": _requests(won, last_day, rng),
+        "requests": _requests(won, last_day, rng, slow, config),
         "leads": leads,
         "plans": _plans(deals, config),
     }
@@ -228,11 +250,16 @@ def ground_truth(config: DemoConfig = DemoConfig()) -> GroundTruth:
         pilot_start=_kpi_since(config),
         pilot_uplift=PILOT_UPLIFT,
         seasonality=tuple(SEASONALITY[m] for m in range(1, 13)),
+        lagged_link_metric="response_hours",
+        lagged_link_lag=RESPONSE_LAG,
+        lagged_link_loss=SLOW_RESPONSE_LOSS,
+        unlinked_metrics=UNLINKED_KPIS,
     )
 
 
 def _rngs(config: DemoConfig, streams: int = 2) -> list[np.random.Generator]:
-    # roster stream, data stream, and the stream of leads whose deals come after the data
+    # roster stream, data stream, the stream of leads whose deals come after the data, and the
+    # stream of slow-response months (a spawned stream does not depend on how many are spawned)
     return np.random.default_rng(config.seed).spawn(streams)
 
 
@@ -458,6 +485,49 @@ def _mirror_peer(
     return deals, np.concatenate([segments, segments[own]])
 
 
+def _slow_months(config: DemoConfig, roster: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """Which manager-months (roster row x month of the window) have slow answers to requests."""
+    slow = rng.random((len(roster), config.months)) < SLOW_RESPONSE_SHARE
+    vasily, valery = (roster.index[roster["role"].eq(r)][0] for r in ("vasily", "valery"))
+    slow[valery] = slow[vasily]
+    return slow
+
+
+def _month_index(days: np.ndarray, config: DemoConfig) -> np.ndarray:
+    """Position of each day's month in the window (negative before it, >= months after it)."""
+    months = np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype("datetime64[M]")
+    start = np.datetime64(str(_window(config)[0]), "M")
+    return (months - start).astype(np.int64)
+
+
+def _after_slow(manager: np.ndarray, month: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """Whether the month `RESPONSE_LAG` months before each (manager, month) was slow."""
+    before = month - RESPONSE_LAG
+    inside = (before >= 0) & (before < slow.shape[1])
+    hit = np.zeros(manager.size, dtype=bool)
+    hit[inside] = slow[manager[inside], before[inside]]
+    return hit
+
+
+def _lose_repeat_business(
+    deals: pd.DataFrame, slow: np.ndarray, config: DemoConfig
+) -> pd.DataFrame:
+    """Existing-client won deals closing the month after a slow month lose value."""
+    won = deals["stage"].eq("won").to_numpy() & deals["sale_type"].ne("new").to_numpy()
+    month = _month_index(deals["closed"].to_numpy(), config)
+    hit = won & _after_slow(deals["manager"].to_numpy(), month, slow)
+    factor = np.where(hit, 1.0 - SLOW_RESPONSE_LOSS, 1.0)
+    amount = np.where(
+        hit, np.clip(deals["amount"] * factor, 150_000, None).round(-3), deals["amount"]
+    )
+    kept = amount / deals["amount"].to_numpy()
+    return deals.assign(
+        amount=amount,
+        cost_price=np.where(hit, (deals["cost_price"] * kept).round(-2), deals["cost_price"]),
+        extra_hours=np.where(hit, np.rint(deals["extra_hours"] * kept), deals["extra_hours"]),
+    )
+
+
 def _lead_rows(
     created: np.ndarray, manager: np.ndarray, last_day: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -581,12 +651,24 @@ def _deliveries(won: pd.DataFrame, config: DemoConfig, rng: np.random.Generator)
     )
 
 
-def _requests(won: pd.DataFrame, last_day: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Support requests from clients in the 90 days after a won deal, answered in about 4 hours."""
+def _requests(
+    won: pd.DataFrame,
+    last_day: int,
+    rng: np.random.Generator,
+    slow: np.ndarray,
+    config: DemoConfig,
+) -> pd.DataFrame:
+    """Support requests from clients in the 90 days after a won deal, answered in about 4 hours.
+
+    Requests to a manager in one of his slow months wait `SLOW_RESPONSE_FACTOR` times as long.
+    """
     rows = np.repeat(np.arange(len(won)), rng.poisson(1.2, len(won)))
     day = won["closed"].to_numpy()[rows] + rng.integers(1, 91, rows.size)
     received = day * 86_400 + rng.integers(9 * 3600, 18 * 3600, rows.size)  # office hours
-    response = received + np.rint(rng.lognormal(np.log(3.5 * 3600), 0.45, rows.size))
+    wait = np.rint(rng.lognormal(np.log(3.5 * 3600), 0.45, rows.size))
+    month = _month_index(day, config)
+    in_slow = _after_slow(won["manager"].to_numpy()[rows], month + RESPONSE_LAG, slow)
+    response = received + np.where(in_slow, np.rint(wait * SLOW_RESPONSE_FACTOR), wait)
     keep = day <= last_day
     unanswered = (rng.random(rows.size) < 0.02) | (response >= (last_day + 1) * 86_400)
     rows, received, response = rows[keep], received[keep], response[keep]

@@ -52,7 +52,12 @@ class Target(_Strict):
 
 
 class Kpi(_Strict):
-    """One KPI: a registered metric with its target, polarity, weight in its goal and cap."""
+    """One KPI: a registered metric with its target, polarity, weight in its goal and cap.
+
+    ``drives`` names the business result the KPI is meant to raise, which the quarterly
+    verification tests it against; left out, service KPIs drive existing-client revenue and all
+    others net profit (`kpilib.links.intended_result`).
+    """
 
     metric: str
     id: str | None = None
@@ -63,6 +68,7 @@ class Kpi(_Strict):
     polarity: Literal["higher", "lower"] | None = None
     cap: float | None = Field(default=None, gt=0)
     params: dict[str, float] = Field(default_factory=dict)
+    drives: Literal["net_profit", "revenue", "existing_client_revenue"] | None = None
 
     @field_validator("metric")
     @classmethod

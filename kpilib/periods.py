@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from kpilib.errors import ParamsError
@@ -86,3 +88,45 @@ def resolve_period(text: str | None, crm: CRM) -> pd.Period:
             f"Period {text} lies after the data, whose latest date is {as_of:%Y-%m-%d}."
         )
     return period
+
+
+def parse_quarter(text: str) -> pd.Period:
+    """A ``YYYYQn`` string (``2026Q3``) as a quarterly period.
+
+    Raises:
+        ParamsError: The text is not a quarter.
+    """
+    message = f"Period {text!r} is not a quarter in the form YYYYQn (e.g. 2026Q3)."
+    if not re.fullmatch(r"\d{4}Q[1-4]", str(text).strip()):
+        raise ParamsError(message)
+    return pd.Period(str(text).strip(), freq="Q")
+
+
+def quarter_months(quarter: pd.Period) -> list[pd.Period]:
+    """The quarter's three months, oldest first."""
+    return list(pd.period_range(quarter.start_time, quarter.end_time, freq="M"))
+
+
+def latest_complete_quarter(crm: CRM) -> pd.Period:
+    """The last quarter whose final month the data covers to its last day."""
+    month = latest_complete_month(crm)
+    quarter = month.asfreq("Q")
+    return quarter if month == quarter_months(quarter)[-1] else quarter - 1
+
+
+def resolve_quarter(text: str | None, crm: CRM) -> pd.Period:
+    """The quarter a user asked for, or the latest complete quarter when they gave none.
+
+    Raises:
+        ParamsError: The quarter is not complete in the data (its last month is not covered).
+    """
+    if not text:
+        return latest_complete_quarter(crm)
+    quarter = parse_quarter(text)
+    latest = latest_complete_month(crm)
+    if quarter_months(quarter)[-1] > latest:
+        raise ParamsError(
+            f"Quarter {text} is not complete in the data, whose latest complete month is "
+            f"{latest:%Y-%m}."
+        )
+    return quarter
