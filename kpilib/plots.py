@@ -15,10 +15,12 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from kpilib.metrics import METRICS
 
-_PALETTE = {"met": "#2e7d32", "missed": "#c62828", "revenue": "#90a4ae", "profit": "#1565c0"}
+PALETTE = {"met": "#2e7d32", "missed": "#c62828", "revenue": "#90a4ae", "profit": "#1565c0"}
 
 
-def _money_axis(currency: str) -> FuncFormatter:
+def money_axis(currency: str) -> FuncFormatter:
+    """Axis labels for money: 1.5M, 250K (the currency goes in the axis title)."""
+
     def label(value: float, _pos: int) -> str:
         for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
             if abs(value) >= size:
@@ -43,12 +45,13 @@ class ReportFigure(Figure):
         return buffer.getvalue(), {"alt": self.alt}
 
 
-def _literal(labels: pd.Series) -> pd.Series:
+def literal(labels: pd.Series) -> pd.Series:
     """CRM text as matplotlib shows it literally: a ``$`` would otherwise start mathematics."""
     return labels.astype("str").str.replace("$", r"\$", regex=False)
 
 
-def _figure(width: float, height: float, alt: str) -> ReportFigure:
+def new_figure(width: float, height: float, alt: str) -> ReportFigure:
+    """An empty report figure of this size (inches) with its alternative text."""
     figure = ReportFigure(figsize=(width, height), dpi=100, layout="constrained")
     figure.alt = alt
     return figure
@@ -61,10 +64,10 @@ def score_chart(managers: pd.DataFrame) -> Figure:
         managers: Columns ``name`` and ``score`` (a share; NaN bars are left out).
     """
     data = managers.dropna(subset=["score"]).sort_values("score", ascending=False)
-    data = data.assign(name=_literal(data["name"]))
-    figure = _figure(7, 0.45 * max(len(data), 2) + 1, "Weighted KPI score per manager")
+    data = data.assign(name=literal(data["name"]))
+    figure = new_figure(7, 0.45 * max(len(data), 2) + 1, "Weighted KPI score per manager")
     ax = figure.subplots()
-    colours = [_PALETTE["met"] if s >= 1 else _PALETTE["missed"] for s in data["score"]]
+    colours = [PALETTE["met"] if s >= 1 else PALETTE["missed"] for s in data["score"]]
     sns.barplot(data, x="score", y="name", hue="name", palette=colours, legend=False, ax=ax)
     ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -80,7 +83,7 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
         currency: For the axis label.
     """
     long = (
-        profit.assign(Manager=_literal(profit["Manager"]))
+        profit.assign(Manager=literal(profit["Manager"]))
         .melt(
             id_vars="Manager",
             value_vars=["Revenue", "Net profit"],
@@ -89,17 +92,17 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
         )
         .dropna()
     )
-    figure = _figure(7, 0.5 * max(len(profit), 2) + 1.2, "Revenue and net profit per manager")
+    figure = new_figure(7, 0.5 * max(len(profit), 2) + 1.2, "Revenue and net profit per manager")
     ax = figure.subplots()
     sns.barplot(
         long,
         x="Amount",
         y="Manager",
         hue="Measure",
-        palette=[_PALETTE["revenue"], _PALETTE["profit"]],
+        palette=[PALETTE["revenue"], PALETTE["profit"]],
         ax=ax,
     )
-    ax.xaxis.set_major_formatter(_money_axis(currency))
+    ax.xaxis.set_major_formatter(money_axis(currency))
     ax.set(xlabel=f"Amount, {currency}", ylabel="")
     ax.legend(title="", loc="lower right")
     return figure
@@ -114,13 +117,13 @@ def trend_chart(trend: pd.DataFrame, metrics: tuple[str, ...], currency: str) ->
         currency: For money axes.
     """
     labels = ", ".join(METRICS[m].label.lower() for m in metrics)
-    figure = _figure(9, 2.2 * ((len(metrics) + 1) // 2) + 0.5, f"Monthly trend of {labels}")
+    figure = new_figure(9, 2.2 * ((len(metrics) + 1) // 2) + 0.5, f"Monthly trend of {labels}")
     axes = figure.subplots((len(metrics) + 1) // 2, 2, sharex=True, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics, strict=False):
-        sns.lineplot(trend, x="month", y=metric, marker="o", ax=ax, color=_PALETTE["profit"])
+        sns.lineplot(trend, x="month", y=metric, marker="o", ax=ax, color=PALETTE["profit"])
         unit = METRICS[metric].unit
         if unit == "money":
-            ax.yaxis.set_major_formatter(_money_axis(currency))
+            ax.yaxis.set_major_formatter(money_axis(currency))
         elif unit == "share":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set(title=METRICS[metric].label, xlabel="", ylabel="")
@@ -138,11 +141,11 @@ def share_chart(table: pd.DataFrame, label: str, currency: str) -> Figure:
         label: The dimension column.
         currency: For the axis label.
     """
-    table = table.assign(**{label: _literal(table[label])})
-    figure = _figure(7, 0.4 * max(len(table), 2) + 1, f"Revenue by {label.lower()}")
+    table = table.assign(**{label: literal(table[label])})
+    figure = new_figure(7, 0.4 * max(len(table), 2) + 1, f"Revenue by {label.lower()}")
     ax = figure.subplots()
-    sns.barplot(table, x="Revenue", y=label, color=_PALETTE["profit"], ax=ax)
-    ax.xaxis.set_major_formatter(_money_axis(currency))
+    sns.barplot(table, x="Revenue", y=label, color=PALETTE["profit"], ax=ax)
+    ax.xaxis.set_major_formatter(money_axis(currency))
     ax.set(xlabel=f"Revenue, {currency}", ylabel="")
     return figure
 
@@ -177,11 +180,11 @@ def waterfall_chart(
     end = start + steps.sum() if known else float("nan")
     bottoms = start + steps.fillna(0.0).cumsum().shift(fill_value=0.0)
     alt = _waterfall_alt(table, start, end, start_label, end_label, currency, title)
-    start_label, end_label, title = _literal(pd.Series([start_label, end_label, title]))
-    labels = [start_label, *_literal(table["label"]), end_label]
-    figure = _figure(max(6.0, 0.8 * len(labels) + 1.5), 4.8, alt)
+    start_label, end_label, title = literal(pd.Series([start_label, end_label, title]))
+    labels = [start_label, *literal(table["label"]), end_label]
+    figure = new_figure(max(6.0, 0.8 * len(labels) + 1.5), 4.8, alt)
     ax = figure.subplots()
-    totals = [(0, start, _PALETTE["revenue"]), (len(labels) - 1, end, _PALETTE["profit"])]
+    totals = [(0, start, PALETTE["revenue"]), (len(labels) - 1, end, PALETTE["profit"])]
     for position, value, colour in totals:
         if pd.isna(value):
             ax.annotate("no data", (position, 0), ha="center", va="bottom")
@@ -194,14 +197,14 @@ def waterfall_chart(
         if pd.isna(step):
             ax.annotate("no data", (position, bottom), ha="center", va="bottom")
             continue
-        colour = _PALETTE["met"] if step >= 0 else _PALETTE["missed"]
+        colour = PALETTE["met"] if step >= 0 else PALETTE["missed"]
         bars = ax.bar(position, step, bottom=bottom, color=colour, width=0.6)
         bars[0].sticky_edges.y.clear()  # a floating bar's base must not stop the axis margin
         ax.bar_label(bars, labels=[_short(step, signed=True)], padding=2)
         ax.plot([position - 0.7, position - 0.3], [bottom, bottom], color="grey", linewidth=0.8)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
-    ax.yaxis.set_major_formatter(_money_axis(currency))
+    ax.yaxis.set_major_formatter(money_axis(currency))
     ax.margins(y=0.12)
     ax.set(title=title, xlabel="", ylabel=f"Amount, {currency}")
     return figure
@@ -267,13 +270,13 @@ def forecast_chart(
             alt += f", the forecast for {span} with {listed}"
         else:
             alt += f"; no forecast for {span} (too little history)"
-    figure = _figure(9, 4.5, alt)
+    figure = new_figure(9, 4.5, alt)
     ax = figure.subplots()
     ax.plot(
         actual.index.to_timestamp(),
         actual.to_numpy(),
         marker="o",
-        color=_PALETTE["profit"],
+        color=PALETTE["profit"],
         label="Actual revenue",
     )
     x = future.to_timestamp()
@@ -311,10 +314,10 @@ def forecast_chart(
             linestyle="none",
             marker="D",
             markersize=8,
-            color=_PALETTE["met"],
+            color=PALETTE["met"],
             label="Plan",
         )
-    ax.yaxis.set_major_formatter(_money_axis(currency))
+    ax.yaxis.set_major_formatter(money_axis(currency))
     ax.set_ylim(bottom=0)
     ax.set(title="Monthly revenue: actual and forecast", xlabel="", ylabel=f"Revenue, {currency}")
     ax.tick_params(axis="x", labelrotation=45)
