@@ -39,8 +39,8 @@ without the pilot land at about 92-97% of plan and ``east`` above it once the pi
 run ``PLAN_AHEAD`` = 3 months past ``end``.
 
 6. **A KPI with a lagged link to results**: in ``SLOW_RESPONSE_SHARE`` = 30% of manager-months,
-   drawn independently, a manager's clients wait ``SLOW_RESPONSE_FACTOR`` = 4x as long for a first
-   response (about 14 hours instead of 3.5, so the 8-hour response KPI is missed). The month after
+   drawn independently, a manager's clients wait ``SLOW_RESPONSE_FACTOR`` = 3x as long for a first
+   response (about 10.5 hours instead of 3.5, so the 8-hour response KPI is missed). The month after
    such a month the manager's won deals with existing clients are worth ``SLOW_RESPONSE_LOSS`` =
    35% less (amount, cost price and technical hours alike; deal counts and dates unchanged). The
    response KPI therefore leads existing-client revenue and net profit by one month
@@ -73,7 +73,7 @@ HIGH_HOURS_COST_SHARE = (0.2, 0.3)  # Vasily's extra-hour cost as a share of a w
 ON_TIME_NORMAL, ON_TIME_SLIP = 0.97, 0.75
 PLAN_AHEAD = 3  # months of plans past the last month with data
 SLOW_RESPONSE_SHARE = 0.3  # manager-months in which clients wait long for answers
-SLOW_RESPONSE_FACTOR = 4.0  # how much longer they wait in such a month
+SLOW_RESPONSE_FACTOR = 3.0  # how much longer they wait in such a month
 SLOW_RESPONSE_LOSS = 0.35  # existing-client deal value lost the month after
 RESPONSE_LAG = 1  # months from slow answers to lost repeat business
 UNLINKED_KPIS = ("on_time_delivery", "fulfilment_days")  # metrics drawn without a link to results

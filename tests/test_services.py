@@ -232,18 +232,27 @@ def test_fulfilment_by_delivered_month_breaches_four_days_in_every_slip_month(
 
 
 def test_support_meets_the_response_level_and_the_link_says_so(slip_links):
+    # Support keeps its level company-wide; a department's own slow months (the demo's slow
+    # answers, drawn per manager and month) are its own shortfall, never Support's.
+    own_misses = 0
     for links in slip_links.values():
         row = links.loc["response_hours"]
-        assert (True, "support", False) == (
-            row["met"],
-            row["responsible_id"],
-            row["service_missed"],
-        )
-        assert row["actual"] < 8.0
-        assert row["sentence"] == (
-            f"Response hours met ({fmt(row['actual'], 'hours')} against 8.0 h); Support met its "
-            f"level company-wide too ({fmt(row['service_value'], 'hours')})."
-        )
+        assert ("support", False) == (row["responsible_id"], row["service_missed"])
+        hours, level = fmt(row["actual"], "hours"), fmt(row["service_value"], "hours")
+        if row["met"]:
+            assert row["actual"] < 8.0
+            assert row["sentence"] == (
+                f"Response hours met ({hours} against 8.0 h); Support met its level "
+                f"company-wide too ({level})."
+            )
+        else:
+            own_misses += 1
+            assert row["sentence"] == (
+                f"Response hours missed ({hours} against 8.0 h), but Support met its level "
+                f"company-wide ({level}): the response hours above the target are this "
+                "department's own."
+            )
+    assert 1 == own_misses  # south in August 2026
 
 
 # --- agreement with the indicators ----------------------------------------------------------------

@@ -540,11 +540,11 @@ def north(demo, funnel) -> ScoreHistory:
     return score_window(demo, funnel, SEPTEMBER_2026, 3, "north")
 
 
-def test_on_the_demo_response_hours_carry_no_variance_and_new_clients_do(north, funnel):
+def test_on_the_demo_slow_answers_give_response_hours_variance(north, funnel):
     variance = weight_variance(north, funnel).set_index("kpi")
-    # Every north manager answers well inside 8 hours: attainment at the 120% cap throughout.
-    assert bool(variance.loc["response_hours", "flat"])
-    assert pytest.approx(1.2) == variance.loc["response_hours", "mean_attainment"]
+    # The demo's slow-answer months move response hours off the cap for some managers.
+    assert not variance.loc["response_hours", "flat"]
+    assert variance.loc["response_hours", "mean_attainment"] < 1.2
     assert not variance.loc["new_clients", "flat"]
     assert variance.loc["new_clients", "spread"] > 0.1
     # The shared department goal is the same for everyone within a month.
@@ -552,15 +552,15 @@ def test_on_the_demo_response_hours_carry_no_variance_and_new_clients_do(north, 
 
 
 def test_on_the_demo_the_response_target_is_too_easy_and_a_stricter_one_is_proposed(north, funnel):
+    # July to September 2026 in north: one slow-answer manager-month in 21.
     calibration = target_calibration(north, funnel)
     row = calibration_row(calibration, "response_hours")
-    assert ("too easy", 1.0, 21) == (row["verdict"], row["share_met"], row["observations"])
+    assert ("too easy", 20 / 21, 21) == (row["verdict"], row["share_met"], row["observations"])
     assert row["proposed"] < 8
     own = north.manager_kpis.loc[north.manager_kpis["kpi"].eq("response_hours"), "actual"]
     assert pytest.approx((own <= row["proposed"]).mean()) == row["expected_share"]
     sentences = tuning_proposals(calibration, weight_variance(north, funnel), "RUB")
     assert any(s.startswith("Response hours: nearly everyone beats") for s in sentences)
-    assert any(s.startswith("Response hours carries no variance") for s in sentences)
 
 
 # --- what-ifs ---------------------------------------------------------------------------------
