@@ -25,8 +25,8 @@ from kpilib.errors import KpiError, ParamsError
 from kpilib.io import read_source, write_tables
 from kpilib.metrics import first_month, sales_departments
 from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
-from kpilib.periods import latest_complete_month, parse_month, resolve_period
-from kpilib.runner import Outcome, finish_batch, monthly_jobs, run_jobs
+from kpilib.periods import latest_complete_month, parse_month, resolve_period, resolve_quarter
+from kpilib.runner import Outcome, finish_batch, monthly_jobs, quarterly_jobs, run_jobs
 from kpilib.schemas import CRM, MODELS
 from kpilib.scoring import score_period, scorecard_json
 from kpilib.tuning import whatif, whatif_table
@@ -65,9 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
     run = commands.add_parser("run", help="run a batch of reports")
-    run.add_argument("kind", choices=["monthly"])
+    run.add_argument("kind", choices=["monthly", "quarterly"])
     run.add_argument("--data", type=Path, default=paths.DEMO_DATA)
-    _common(run)
+    _common(run, "YYYY-MM for monthly, YYYYQn for quarterly (default: the latest complete one)")
     run.add_argument("--department", action="append", help="department id (repeatable)")
     run.add_argument("--out", type=Path, default=paths.REPORTS)
     run.add_argument("--jobs", type=int, default=1, help="reports run at once (default 1)")
@@ -88,8 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--period", help="YYYY-MM (default: latest complete month in the data)")
+def _common(
+    parser: argparse.ArgumentParser,
+    period_help: str = "YYYY-MM (default: latest complete month in the data)",
+) -> None:
+    parser.add_argument("--period", help=period_help)
     parser.add_argument("--params", type=Path, default=paths.PARAMS, help="parameters folder")
     parser.add_argument(
         "--set",
@@ -162,7 +165,9 @@ def _score(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     crm = read_source(args.data)
-    period = resolve_period(args.period, crm)
+    quarterly = args.kind == "quarterly"
+    period = resolve_quarter(args.period, crm) if quarterly else resolve_period(args.period, crm)
+    label = str(period) if quarterly else f"{period:%Y-%m}"
     known = list(sales_departments(crm)["department_id"])
     chosen = args.department or known
     unknown = [d for d in chosen if d not in known]
@@ -172,8 +177,10 @@ def _run(args: argparse.Namespace) -> int:
             f"{args.data}: {', '.join(known)}."
         )
     overrides = parse_overrides(args.set)
-    jobs, outcomes = monthly_jobs(chosen, period, args.data, args.params, args.out, overrides)
-    log.info("Monthly reports for %s: %d department(s)", f"{period:%Y-%m}", len(chosen))
+    plan = quarterly_jobs if quarterly else monthly_jobs
+    jobs, outcomes = plan(chosen, period, args.data, args.params, args.out, overrides)
+    what = "Quarterly verification" if quarterly else "Monthly reports"
+    log.info("%s for %s: %d report(s)", what, label, len(jobs) + len(outcomes))
     with tqdm(total=len(jobs), unit="report", disable=None, file=sys.stderr) as bar:
 
         def done(outcome: Outcome) -> None:
@@ -181,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
             bar.update()
 
         outcomes += run_jobs(jobs, max(1, args.jobs), on_done=done)
-    index = finish_batch(args.out, outcomes, f"{period:%Y-%m}")
+    index = finish_batch(args.out, outcomes, label, args.kind)
     failed = [o for o in outcomes if not o.ok]
     for outcome in sorted(outcomes, key=lambda o: o.department_id):
         if outcome.ok:

@@ -196,6 +196,7 @@ class RunParams(_Strict):
     scheme: str = "schemes/sales_funnel.yaml"
     currency: str = "RUB"
     trend_months: int = Field(default=12, ge=2, le=60)
+    link_months: int = Field(default=12, ge=6, le=36)
     technical_hour_cost: float | None = Field(default=None, ge=0)
     department_name: str | None = None
 

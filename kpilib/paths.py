@@ -10,6 +10,8 @@ PARAMS = ROOT / "params"
 DEMO_DATA = ROOT / "data" / "demo"
 REPORTS = ROOT / "reports"
 MONTHLY_NOTEBOOK = NOTEBOOKS / "monthly_fine_tuning.ipynb"
+QUARTERLY_NOTEBOOK = NOTEBOOKS / "quarterly_verification.ipynb"
+COMPANY_REPORT = "company"  # the company-wide quarterly report's id and file name
 DEFAULT_SCHEME = PARAMS / "schemes" / "sales_funnel.yaml"
 
 

@@ -1,4 +1,4 @@
-"""The batch runner: one monthly report per department, isolated, never half-written.
+"""The batch runner: one report per department (and company-wide), isolated, never half-written.
 
 Each report is executed and rendered in a staging folder and moved into place only when complete.
 A department that fails leaves its previous report where it was, gets a ``<id>.failed.json`` that
@@ -22,7 +22,7 @@ import pandas as pd
 from kpilib import paths
 from kpilib.errors import KpiError
 from kpilib.io import write_json
-from kpilib.params import effective_scheme, load_run_params, scheme_path
+from kpilib.params import RunParams, effective_scheme, load_run_params, scheme_path
 from kpilib.render import declared_parameters, execute_notebook, export_html, write_index
 
 
@@ -59,46 +59,134 @@ def monthly_jobs(
     overrides: Mapping[str, str] | None = None,
     notebook: Path = paths.MONTHLY_NOTEBOOK,
 ) -> tuple[list[Job], list[Outcome]]:
-    """Plan each department's job; a department whose parameters are invalid fails at once.
+    """Plan each department's monthly report; a department whose parameters are invalid fails.
 
     Returns:
         The jobs to run, and the outcomes of departments that failed while planning.
     """
-    declared = set(declared_parameters(notebook))
-    out_dir = out / "monthly" / f"{period:%Y-%m}"
-    jobs, failed = [], []
-    for department in departments:
-        if not is_file_safe(department):
-            error = f"department id {department!r} cannot name a report file (letters, digits, _.-)"
-            failed.append(Outcome(department, False, step="parameters", error=error))
-            continue
-        try:
-            run = load_run_params(params_dir, department, overrides)
-            effective_scheme(params_dir, run)  # a broken scheme fails here, not in the kernel
-        except KpiError as error:
-            failed.append(Outcome(department, False, step="parameters", error=str(error)))
-            continue
-        wanted = {
+
+    def wanted(department: str, run: RunParams) -> dict[str, Any]:
+        return {
             "department": department,
             "period": f"{period:%Y-%m}",
-            "data": str(data.resolve()),
-            "scheme": str(scheme_path(params_dir, run).resolve()),
-            "currency": run.currency,
             "trend_months": run.trend_months,
-            "technical_hour_cost": run.technical_hour_cost,
             "department_name": run.department_name or "",
         }
-        lost = sorted(k for k, v in wanted.items() if k not in declared and v not in (None, ""))
-        if lost:
-            error = (
-                f"{notebook.name} does not declare the parameter(s) {', '.join(lost)} set for it"
+
+    def title(department: str, run: RunParams) -> str:
+        return f"{run.department_name or department}: monthly KPI report {period:%Y-%m}"
+
+    plan = _Plan(notebook, out / "monthly" / f"{period:%Y-%m}", data, params_dir, overrides)
+    return plan.jobs([(d, d) for d in departments], wanted, title)
+
+
+def quarterly_jobs(
+    departments: Sequence[str],
+    quarter: pd.Period,
+    data: Path,
+    params_dir: Path,
+    out: Path,
+    overrides: Mapping[str, str] | None = None,
+    notebook: Path = paths.QUARTERLY_NOTEBOOK,
+) -> tuple[list[Job], list[Outcome]]:
+    """Plan the quarterly verification of each department and the company-wide one.
+
+    The company-wide report (``company.html``) runs on ``params/base.yaml`` and the overrides
+    alone and pools every sales department of the data; it reads each month's recorded scheme
+    from the monthly reports under `out`.
+
+    Returns:
+        The jobs to run, and the outcomes of reports that failed while planning.
+    """
+
+    def wanted(department: str | None, run: RunParams) -> dict[str, Any]:
+        return {
+            "department": department or "",
+            "period": str(quarter),
+            "link_months": run.link_months,
+            "department_name": run.department_name or "" if department else "",
+            "reports": str(out.resolve()),
+        }
+
+    def title(department: str | None, run: RunParams) -> str:
+        name = (run.department_name or department) if department else "All sales departments"
+        return f"{name}: quarterly KPI verification {quarter}"
+
+    plan = _Plan(notebook, out / "quarterly" / str(quarter), data, params_dir, overrides)
+    targets: list[tuple[str, str | None]] = [(d, d) for d in departments]
+    return plan.jobs([*targets, (paths.COMPANY_REPORT, None)], wanted, title)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every job of a batch shares: notebook, output folder, data and parameters."""
+
+    notebook: Path
+    out_dir: Path
+    data: Path
+    params_dir: Path
+    overrides: Mapping[str, str] | None
+
+    def jobs(
+        self,
+        targets: Sequence[tuple[str, str | None]],
+        wanted: Callable[[Any, RunParams], dict[str, Any]],
+        title: Callable[[Any, RunParams], str],
+    ) -> tuple[list[Job], list[Outcome]]:
+        """Plan one job per (report id, department) pair; None is the company-wide report."""
+        declared = set(declared_parameters(self.notebook))
+        ids = [report_id for report_id, department in targets if department is not None]
+        jobs, failed = [], []
+        for report_id, department in targets:
+            if not is_file_safe(report_id):
+                error = (
+                    f"department id {report_id!r} cannot name a report file (letters, digits, _.-)"
+                )
+                failed.append(Outcome(report_id, False, step="parameters", error=error))
+                continue
+            if department is None and report_id in ids:
+                error = (
+                    f"a sales department is called {report_id!r}, the name of the company-wide "
+                    "report; rename the department in the data"
+                )
+                failed.append(Outcome(report_id, False, step="parameters", error=error))
+                continue
+            try:
+                run = load_run_params(self.params_dir, department, self.overrides)
+                effective_scheme(
+                    self.params_dir, run
+                )  # a broken scheme fails here, not in the kernel
+            except KpiError as error:
+                failed.append(Outcome(report_id, False, step="parameters", error=str(error)))
+                continue
+            values = {
+                **wanted(department, run),
+                "data": str(self.data.resolve()),
+                "scheme": str(scheme_path(self.params_dir, run).resolve()),
+                "currency": run.currency,
+                "technical_hour_cost": run.technical_hour_cost,
+            }
+            lost = sorted(k for k, v in values.items() if k not in declared and v not in (None, ""))
+            if lost:
+                error = (
+                    f"{self.notebook.name} does not declare the parameter(s) {', '.join(lost)} "
+                    "set for it"
+                )
+                failed.append(Outcome(report_id, False, step="parameters", error=error))
+                continue
+            parameters = {key: value for key, value in values.items() if key in declared}
+            label = str(values["period"])
+            jobs.append(
+                Job(
+                    report_id,
+                    label,
+                    self.notebook,
+                    self.out_dir,
+                    parameters,
+                    title(department, run),
+                )
             )
-            failed.append(Outcome(department, False, step="parameters", error=error))
-            continue
-        parameters = {key: value for key, value in wanted.items() if key in declared}
-        title = f"{run.department_name or department}: monthly KPI report {period:%Y-%m}"
-        jobs.append(Job(department, f"{period:%Y-%m}", notebook, out_dir, parameters, title))
-    return jobs, failed
+        return jobs, failed
 
 
 def is_file_safe(department_id: str) -> bool:
@@ -185,9 +273,18 @@ def run_jobs(
     return outcomes
 
 
-def finish_batch(out: Path, outcomes: Sequence[Outcome], period: str) -> Path:
-    """Record planning failures and write the index of every report under `out`."""
+def finish_batch(
+    out: Path, outcomes: Sequence[Outcome], period: str, kind: str = "monthly"
+) -> Path:
+    """Record planning failures and write the index of every report under `out`.
+
+    Args:
+        out: The reports folder.
+        outcomes: Every report's outcome.
+        period: The batch's period folder name (``2026-09``, ``2026Q3``).
+        kind: ``monthly`` or ``quarterly``.
+    """
     for outcome in outcomes:
         if not outcome.ok and outcome.step == "parameters" and is_file_safe(outcome.department_id):
-            record_failure(out / "monthly" / period, period, outcome)
+            record_failure(out / kind / period, period, outcome)
     return write_index(out)
