@@ -23,6 +23,7 @@ from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 from traitlets.config import Config
 
+from kpilib import paths
 from kpilib.display import fmt
 from kpilib.errors import ReportError
 
@@ -45,15 +46,13 @@ _PERIOD_TREES = (
     ("quarterly", "Quarterly reports", re.compile(r"\d{4}Q[1-4]")),
 )
 _NO_DATA = '<span class="kpi-nodata">no data</span>'
-_INDEX_COLUMNS = [
-    "Department",
-    "Status",
-    "Score",
-    "Revenue",
-    "Net profit",
-    "KPIs met (of those with data)",
-    "Report",
-]
+_INDEX_COLUMNS = {
+    "monthly": ["Department", "Status", "Score", "Revenue", "Net profit",
+                "KPIs met (of those with data)", "Report"],
+    "quarterly": ["Department", "Status", "Mean score", "Revenue", "Net profit",
+                  "KPI verdicts", "Report"],
+}  # fmt: skip
+_VERDICTS = ("keep", "re-weight", "drop", "cannot judge")
 
 
 # --- execution --------------------------------------------------------------------------------
@@ -353,12 +352,14 @@ def _index_section(tree: Path, heading: str, pattern: re.Pattern[str]) -> str:
 
 def _period_table(tree: str, period: Path) -> str:
     found = {_department_id(f.name) for f in period.iterdir() if f.is_file()}
-    departments = sorted(d for d in found if d)
+    # The company-wide report (quarterly) heads its table.
+    departments = sorted((d for d in found if d), key=lambda d: (d != paths.COMPANY_REPORT, d))
     if not departments:
         return ""
     rows = "".join(_department_row(tree, period, department) for department in departments)
     return (
-        f"<h3>{escape(period.name)}</h3>\n<table>\n<thead>{_row(_INDEX_COLUMNS, 'th')}</thead>\n"
+        f"<h3>{escape(period.name)}</h3>\n<table>\n"
+        f"<thead>{_row(_INDEX_COLUMNS[tree], 'th')}</thead>\n"
         f"<tbody>\n{rows}</tbody>\n</table>\n"
     )
 
@@ -384,7 +385,9 @@ def _department_row(tree: str, period: Path, department: str) -> str:
         _percent(headline.get("score")),
         _money(headline.get("revenue"), currency),
         _money(headline.get("net_profit"), currency),
-        _ratio(headline.get("kpis_met"), headline.get("kpis_with_data")),
+        _verdicts(headline.get("verdicts"))
+        if tree == "quarterly"
+        else _ratio(headline.get("kpis_met"), headline.get("kpis_with_data")),
         _report_link(tree, period, department),
     ]
     return _row(cells, "td") + "\n"
@@ -442,6 +445,15 @@ def _money(value: object, currency: object) -> str:
     if number is None:
         return _NO_DATA
     return escape(fmt(number, "money", str(currency) if currency else "").strip())
+
+
+def _verdicts(counts: object) -> str:
+    """``3 keep, 1 re-weight, 2 drop`` from the quarterly headline's counts."""
+    if not isinstance(counts, dict):
+        return _NO_DATA
+    given = [(v, _number(counts.get(v))) for v in _VERDICTS]
+    text = ", ".join(f"{n:.0f} {v}" for v, n in given if n)
+    return escape(text) if text else _NO_DATA
 
 
 def _ratio(met: object, total: object) -> str:

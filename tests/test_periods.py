@@ -13,9 +13,13 @@ from kpilib.periods import (
     data_as_of,
     in_period,
     latest_complete_month,
+    latest_complete_quarter,
     months_ending,
     parse_month,
+    parse_quarter,
+    quarter_months,
     resolve_period,
+    resolve_quarter,
 )
 from kpilib.schemas import CRM
 from kpilib.validation import validate_tables
@@ -120,3 +124,40 @@ def test_the_data_is_dated_by_its_latest_activity_in_any_table(raw_sales):
     crm = validate_tables({**raw_sales, "requests": pd.concat([requests, late])})
     assert pd.Timestamp("2025-03-31") == data_as_of(crm)
     assert pd.Period("2025-03", "M") == latest_complete_month(crm)
+
+
+# --- quarters -------------------------------------------------------------------------------------
+
+
+def test_parse_quarter_accepts_yyyyqn_and_lists_its_months():
+    quarter = parse_quarter("2026Q3")
+    assert pd.Period("2026Q3", freq="Q") == quarter
+    assert [pd.Period(m, "M") for m in ("2026-07", "2026-08", "2026-09")] == quarter_months(quarter)
+
+
+@pytest.mark.parametrize("text", ["2026Q5", "2026-Q3", "2026q3", "Q3 2026", "2026-09", "", "26Q1"])
+def test_parse_quarter_refuses_anything_but_yyyyqn(text):
+    with pytest.raises(ParamsError, match="not a quarter in the form YYYYQn"):
+        parse_quarter(text)
+
+
+def test_a_quarter_is_complete_when_its_last_month_is():
+    assert pd.Period("2025Q1", "Q") == latest_complete_quarter(
+        source_with_last_deal_on("2025-03-31")
+    )
+    assert pd.Period("2024Q4", "Q") == latest_complete_quarter(
+        source_with_last_deal_on("2025-03-30")
+    )
+    assert pd.Period("2024Q4", "Q") == latest_complete_quarter(
+        source_with_last_deal_on("2025-01-31")
+    )
+
+
+def test_resolve_quarter_takes_the_users_quarter_or_the_latest_complete_one():
+    crm = source_with_last_deal_on("2025-03-15")
+    assert (pd.Period("2024Q2", "Q"), pd.Period("2024Q4", "Q")) == (
+        resolve_quarter("2024Q2", crm),
+        resolve_quarter(None, crm),
+    )
+    with pytest.raises(ParamsError, match="Quarter 2025Q1 is not complete in the data"):
+        resolve_quarter("2025Q1", crm)

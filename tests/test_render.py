@@ -346,6 +346,20 @@ def test_index_includes_the_quarterly_tree_when_present(reports: Path) -> None:
     assert 'href="quarterly/2026Q3/north.html"' in page
 
 
+def test_quarterly_rows_show_the_verdicts_and_the_company_wide_report_first(reports: Path) -> None:
+    verdicts = {"keep": 3, "re-weight": 1, "drop": 2, "cannot judge": 0}
+    _report(reports, "quarterly", "2026Q3", _kpis("2026Q3", "north", "North", verdicts=verdicts))
+    company = _kpis("2026Q3", "company", "All sales departments", verdicts={"keep": 4})
+    _report(reports, "quarterly", "2026Q3", company)
+
+    page = write_index(reports).read_text(encoding="utf-8")
+    quarterly = page[page.index("Quarterly reports") :]
+
+    assert "KPI verdicts" in quarterly and "Mean score" in quarterly
+    assert quarterly.index("All sales departments") < quarterly.index("North")
+    assert "3 keep, 1 re-weight, 2 drop" in quarterly and "4 keep" in quarterly
+
+
 def test_index_of_an_empty_reports_folder_says_so(tmp_path: Path) -> None:
     page = write_index(tmp_path).read_text(encoding="utf-8")
 
