@@ -14,7 +14,7 @@ from kpilib import paths
 from kpilib.cli import main
 from kpilib.demo import DemoConfig, generate
 from kpilib.io import write_tables
-from kpilib.runner import Job, monthly_jobs, run_jobs
+from kpilib.runner import Job, monthly_jobs, quarterly_jobs, run_jobs
 
 PERIOD = "2025-12"
 
@@ -190,3 +190,49 @@ def test_hostile_crm_text_reaches_the_report_and_index_only_escaped(demo_source,
         html = page.read_text()
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def _quarterly_notebook(path: Path) -> Path:
+    names = ["department", "period", "data", "scheme", "currency", "link_months"]
+    names += ["technical_hour_cost", "department_name", "reports", "results_path"]
+    params = "\n".join(f"{name} = None" for name in names)
+    cell = nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def test_quarterly_jobs_plan_each_department_and_the_company_wide_report(tmp_path):
+    notebook = _quarterly_notebook(tmp_path / "quarterly.ipynb")
+    jobs, failed = quarterly_jobs(
+        ["north", "east"],
+        pd.Period("2026Q3", "Q"),
+        tmp_path,
+        paths.PARAMS,
+        tmp_path / "reports",
+        {"link_months": "9"},
+        notebook=notebook,
+    )
+    assert [] == failed
+    assert ["north", "east", "company"] == [job.department_id for job in jobs]
+    assert {tmp_path / "reports" / "quarterly" / "2026Q3"} == {job.out_dir for job in jobs}
+    east, company = jobs[1].parameters, jobs[2].parameters
+    assert ("east", "2026Q3", 9) == (east["department"], east["period"], east["link_months"])
+    assert "East (KPI pilot)" == east["department_name"]  # params/departments/east.yaml
+    assert ("", "") == (company["department"], company["department_name"])
+    assert str((tmp_path / "reports").resolve()) == company["reports"]
+    assert "All sales departments: quarterly KPI verification 2026Q3" == jobs[2].title
+
+
+def test_a_department_named_like_the_company_wide_report_fails_that_report_alone(tmp_path):
+    notebook = _quarterly_notebook(tmp_path / "quarterly.ipynb")
+    jobs, failed = quarterly_jobs(
+        ["company"], pd.Period("2026Q3", "Q"), tmp_path, paths.PARAMS, tmp_path, notebook=notebook
+    )
+    assert ["company"] == [job.department_id for job in jobs]
+    assert 1 == len(failed) and "name of the company-wide report" in failed[0].error
