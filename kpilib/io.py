@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from kpilib.errors import DataContractError, ParamsError
+from kpilib.errors import DataContractError, KpiError, ParamsError
 from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES
 from kpilib.validation import validate_tables
 
@@ -170,3 +170,39 @@ def write_json(data: Any, path: Path) -> Path:
 def read_json(path: Path) -> Any:
     """Read a JSON file written by `write_json`."""
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_recorded_results(
+    reports_dir: Path, months: Sequence[pd.Period], department_ids: Sequence[str]
+) -> dict[tuple[pd.Period, str], dict]:
+    """The recorded results of monthly runs: ``monthly/<YYYY-MM>/<department_id>.kpis.json``.
+
+    Numbers are read exactly as written (a target written as 0.15 reads back as 0.15).
+
+    Args:
+        reports_dir: The reports folder (``reports/``), holding ``monthly/``.
+        months: The months to look for.
+        department_ids: The departments to look for.
+
+    Returns:
+        The parsed file of each (month, department) that has one; months and departments without
+        a file are simply not in the result.
+
+    Raises:
+        KpiError: A file exists but cannot be read, is not valid JSON or not a JSON object
+            (naming the file).
+    """
+    recorded: dict[tuple[pd.Period, str], dict] = {}
+    for month in months:
+        for department_id in department_ids:
+            path = reports_dir / "monthly" / f"{month:%Y-%m}" / f"{department_id}.kpis.json"
+            if not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise KpiError(f"Cannot read the recorded results {path}: {exc}") from exc
+            if not isinstance(data, dict):
+                raise KpiError(f"The recorded results {path} are not a JSON object.")
+            recorded[(month, department_id)] = data
+    return recorded

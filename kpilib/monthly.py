@@ -294,7 +294,12 @@ def provenance(report: MonthlyReport) -> pd.DataFrame:
 
 
 def monthly_json(report: MonthlyReport) -> dict[str, Any]:
-    """The report's machine-readable results (``<department>.kpis.json``)."""
+    """The report's machine-readable results (``<department>.kpis.json``).
+
+    ``scheme_definition`` records the full scheme the month ran on (with the run's technical hour
+    cost), so that later reports see how targets and weights changed from month to month; it
+    validates back with `Scheme.model_validate` (keys left out of the scheme are left out here).
+    """
     data = scorecard_json(report.card)
     department = next(d for d in data["departments"] if d["department_id"] == report.department_id)
     return {
@@ -303,6 +308,7 @@ def monthly_json(report: MonthlyReport) -> dict[str, Any]:
         "department_name": report.department_name,
         "currency": report.currency,
         "scheme": report.scheme.name,
+        "scheme_definition": report.scheme.model_dump(mode="json", exclude_none=True),
         "data_fingerprint": report.crm.fingerprint,
         "headline": {
             "score": department["score"],

@@ -88,3 +88,18 @@ def test_provenance_records_fingerprint_and_scheme(report):
     rows = dict(zip(provenance(report)["Item"], provenance(report)["Value"], strict=True))
     assert report.crm.fingerprint == rows["Data fingerprint"]
     assert "sales_funnel.yaml" in rows["KPI scheme"]
+
+
+def test_results_json_records_the_scheme_it_ran_on_so_that_it_validates_back_exactly(report):
+    import dataclasses
+    import json
+
+    from kpilib.params import Scheme
+
+    data = report.scheme.model_dump(exclude_none=True)
+    data["goals"][1]["kpis"][0]["target"]["value"] = 0.15  # a float that binary cannot hold
+    data["technical_hour_cost"] = 1234.56
+    tuned = dataclasses.replace(report, scheme=Scheme.model_validate(data))
+    written = json.loads(json.dumps(monthly_json(tuned), allow_nan=False))
+    assert tuned.scheme == Scheme.model_validate(written["scheme_definition"])
+    assert report.scheme == Scheme.model_validate(monthly_json(report)["scheme_definition"])
