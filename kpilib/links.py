@@ -26,13 +26,15 @@ clusters.
 Verdicts, per KPI, on its intended result (`intended_result`); meeting a KPI should raise it:
 
 - **cannot judge**: no lag is estimable.
-- **keep**: some lag's interval lies above zero and none lies below zero. The lag with the largest
-  t is reported; a later lag with the same month not clearly linked is a leading indicator.
-- **drop**: no interval lies above zero, and either one lies below zero (meeting it goes with worse
-  results: it rewards the wrong thing) or every estimable lag's upper bound is below a material
-  effect, ``MATERIAL`` = 10% of the mean result (the data rule out a useful link).
-- **re-weight**: otherwise: no clear link yet, a useful one not ruled out, or conflicting signs;
-  move its weight to KPIs with a proven link and check again next quarter.
+- **keep**: some lag's interval lies above zero, and the strongest evidence (largest ``|t|`` among
+  the lags whose interval excludes zero) is such a rise. That lag is reported; a later lag with the
+  same month not clearly linked is a leading indicator. A weaker fall at another lag (business
+  pulled forward from the next month) is named in the sentence.
+- **drop**: the strongest evidence is a fall (meeting it goes with worse results: it rewards the
+  wrong thing), or no interval lies above zero and every estimable lag's upper bound is below a
+  material effect, ``MATERIAL`` = 10% of the mean result (the data rule out a useful link).
+- **re-weight**: otherwise: no clear link yet and a useful one not ruled out; move its weight to
+  KPIs with a proven link and check again next quarter.
 """
 
 from __future__ import annotations
@@ -329,17 +331,27 @@ def _judge(label: str, result: str, rows: pd.DataFrame) -> tuple[str, dict[str, 
         return "cannot judge", None, f"{label}: cannot judge; {reason}."
     above = [row for row in known if row["low"] > 0]
     below = [row for row in known if row["high"] < 0]
-    if above and not below:
-        best = max(above, key=lambda row: row["t"])
-        return "keep", best, _keep_sentence(label, what, best, known)
-    if below and not above:
-        worst = min(below, key=lambda row: row["t"])
+    clear = max([*above, *below], key=lambda row: abs(row["t"]), default=None)
+    if clear is not None and clear["t"] > 0:
+        sentence = _keep_sentence(label, what, clear, known)
+        if below:
+            worst = min(below, key=lambda row: row["t"])
+            forward = (
+                ", as if some business were pulled forward" if worst["lag"] > clear["lag"] else ""
+            )
+            sentence = f"{sentence[:-1]}; but {_size(worst, 'less')} {_when(worst)}{forward}."
+        return "keep", clear, sentence
+    if clear is not None:
+        note = ""
+        if above:
+            best = max(above, key=lambda row: row["t"])
+            note = f" (a weaker {_size(best, 'more')} {_when(best)} does not make up for it)"
         return (
             "drop",
-            worst,
+            clear,
             (
-                f"{label}: drop; meeting it goes with {_size(worst, 'less')} {what} "
-                f"{_when(worst)} ({_interval(worst)}; {worst['n']} manager-months), the "
+                f"{label}: drop; meeting it goes with {_size(clear, 'less')} {what} "
+                f"{_when(clear)} ({_interval(clear)}; {clear['n']} manager-months){note}, the "
                 "opposite of what it is meant to do: it rewards the wrong thing."
             ),
         )
@@ -357,19 +369,6 @@ def _judge(label: str, result: str, rows: pd.DataFrame) -> tuple[str, dict[str, 
             ),
         )
     strongest = max(known, key=lambda row: abs(row["t"]))
-    if above and below:
-        best = max(above, key=lambda row: row["t"])
-        worst = min(below, key=lambda row: row["t"])
-        return (
-            "re-weight",
-            strongest,
-            (
-                f"{label}: re-weight; conflicting evidence: meeting it goes with "
-                f"{_size(best, 'more')} {what} {_when(best)} but {_size(worst, 'less')} "
-                f"{_when(worst)}; move weight "
-                "to KPIs with a proven link and check again next quarter."
-            ),
-        )
     return (
         "re-weight",
         strongest,
@@ -389,7 +388,7 @@ def _keep_sentence(label: str, what: str, best: dict[str, Any], known: list[dict
             f"{evidence}."
         )
     same = [row for row in known if row["lag"] == 0]
-    leading = not same or same[0]["low"] <= 0
+    leading = not same or same[0]["low"] <= 0 <= same[0]["high"]
     tail = ", while the same month shows no clear link: a leading indicator" if leading else ""
     return (
         f"{label}: keep; meeting it is followed by {_size(best, 'more')} {what} "

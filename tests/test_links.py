@@ -415,14 +415,25 @@ def test_an_interval_below_zero_drops_the_kpi_as_rewarding_the_wrong_thing():
     )
 
 
-def test_conflicting_signs_over_the_lags_are_re_weighted():
+def test_conflicting_signs_follow_the_stronger_evidence():
+    # Lag 0: t = -100 / (160 / 5) = -3.1; lag 2: t = 150 / (200 / 5) = 3.75, the stronger.
     verdict = verdict_of(link_rows((-100, -180, -20), (10, -50, 70), (150, 50, 250)))
-    assert "re-weight" == verdict["verdict"]
+    assert ("keep", 2) == (verdict["verdict"], verdict["lag"])
     assert (
-        "Deals: re-weight; conflicting evidence: meeting it goes with 15.0% more net profit two "
-        "months later but 10.0% less in the same month; move weight to KPIs with a proven link "
-        "and check again next quarter." == verdict["sentence"]
+        "Deals: keep; meeting it is followed by 15.0% more net profit two months later (95% CI "
+        "+5.0% to +25.0%; 96 manager-months); but 10.0% less in the same month."
+        == verdict["sentence"]
     )
+    # A strong rise now and a weaker fall a month later: business pulled forward, still kept.
+    verdict = verdict_of(link_rows((150, 50, 250), (-100, -180, -20), (10, -50, 70)))
+    assert ("keep", 0) == (verdict["verdict"], verdict["lag"])
+    assert verdict["sentence"].endswith(
+        "but 10.0% less one month later, as if some business were pulled forward."
+    )
+    # The fall is the stronger: dropped, naming the weaker rise.
+    verdict = verdict_of(link_rows((-150, -250, -50), (10, -50, 70), (100, 20, 180)))
+    assert ("drop", 0) == (verdict["verdict"], verdict["lag"])
+    assert "(a weaker 10.0% more two months later does not make up for it)" in verdict["sentence"]
 
 
 def test_every_upper_bound_below_the_material_effect_drops_and_names_the_loosest():
