@@ -24,8 +24,8 @@ the ids, months and sizes of the effects planted in them, which the analytics' t
    It recovers afterwards.
 5. **A KPI pilot with a real uplift**: ``east`` runs the KPI system from ``kpi_since`` = the first
    of the month 11 months before ``end`` (2025-11-01 by default; the last 12 months). From that
-   month on its managers win ``PILOT_UPLIFT`` = 1.3x as many deals (lost deals unchanged), so its
-   revenue rises by about 30% against the other departments, which have no ``kpi_since`` and no
+   month on its managers win ``PILOT_UPLIFT`` = 1.15x as many deals (lost deals unchanged), so its
+   revenue rises by about 15% against the other departments, which have no ``kpi_since`` and no
    uplift.
 
 Other properties: deals close 5-60 days after creation (so deals closing in the first month were
@@ -67,7 +67,7 @@ SEASONALITY: dict[int, float] = {
 }  # fmt: skip
 STAR_WON_FACTOR = 1.35
 STAR_AMOUNT_FACTOR = 1.3
-PILOT_UPLIFT = 1.3  # large enough for 7 managers over 11 months to show it beyond noise
+PILOT_UPLIFT = 1.15
 HOURLY_COST = 1_500.0  # the design card's cost of a technical staff hour, RUB
 HIGH_HOURS_COST_SHARE = (0.2, 0.3)  # Vasily's extra-hour cost as a share of a won deal's amount
 ON_TIME_NORMAL, ON_TIME_SLIP = 0.97, 0.75
@@ -185,6 +185,7 @@ class GroundTruth:
     lagged_link_metric: str  # the KPI metric that leads results
     lagged_link_lag: int  # by this many months
     lagged_link_loss: float  # share of existing-client deal value lost after a missed month
+    slow_response_months: frozenset[tuple[str, str]]  # (manager_id, YYYY-MM) with slow answers
     unlinked_metrics: tuple[str, ...]  # KPI metrics planted without a link to results
 
 
@@ -233,6 +234,9 @@ def ground_truth(config: DemoConfig = DemoConfig()) -> GroundTruth:
         The ids, months and sizes of the planted effects (see the module docstring).
     """
     roster = _roster(config, _rngs(config)[0])
+    slow = _slow_months(config, roster, _rngs(config, 4)[3])
+    rows, columns = np.nonzero(slow)
+    months = _window(config).strftime("%Y-%m")
     return GroundTruth(
         star_manager_ids=tuple(roster.loc[roster["tier"].eq("star"), "manager_id"]),
         star_revenue_factor=round(STAR_WON_FACTOR * STAR_AMOUNT_FACTOR, 3),
@@ -253,6 +257,9 @@ def ground_truth(config: DemoConfig = DemoConfig()) -> GroundTruth:
         lagged_link_metric="response_hours",
         lagged_link_lag=RESPONSE_LAG,
         lagged_link_loss=SLOW_RESPONSE_LOSS,
+        slow_response_months=frozenset(
+            zip(roster["manager_id"].to_numpy()[rows], months[columns], strict=True)
+        ),
         unlinked_metrics=UNLINKED_KPIS,
     )
 

@@ -333,21 +333,27 @@ def test_config_outside_the_supported_range_is_refused(change):
 
 
 @pytest.fixture(scope="module")
-def response_months(crm) -> pd.DataFrame:
-    """Each manager-month's mean response hours, and whether the month was slow (over 8 h)."""
+def response_months(crm, truth) -> pd.DataFrame:
+    """Each manager-month's mean response hours, and whether it was planted slow."""
     requests = crm["requests"].dropna(subset=["first_response_at"])
     hours = (requests["first_response_at"] - requests["received_at"]).dt.total_seconds() / 3600
     frame = requests.assign(hours=hours, month=_monthly(requests["received_at"]))
     means = frame.groupby(["manager_id", "month"])["hours"].mean().rename("hours").reset_index()
-    return means.assign(slow=means["hours"] > 8)
+    planted = [
+        (m, f"{p:%Y-%m}") in truth.slow_response_months
+        for m, p in means[["manager_id", "month"]].itertuples(index=False)
+    ]
+    return means.assign(slow=planted)
 
 
 def test_slow_answers_fall_in_about_three_in_ten_manager_months(response_months, truth):
     assert "response_hours" == truth.lagged_link_metric
-    assert 0.22 < response_months["slow"].mean() < 0.38
+    assert 0.25 < response_months["slow"].mean() < 0.35
     fast = response_months.loc[~response_months["slow"], "hours"]
     slow = response_months.loc[response_months["slow"], "hours"]
-    assert fast.median() < 5 < 9 < slow.median()
+    # About 3.5 hours usually, three times that in a slow month: the 8-hour KPI is mostly missed.
+    assert fast.median() < 4.5 and 9 < slow.median() < 12
+    assert (fast <= 8).mean() > 0.97 and (slow > 8).mean() > 0.75
 
 
 def test_existing_client_deals_lose_value_the_month_after_slow_answers(won, response_months, truth):
@@ -355,10 +361,8 @@ def test_existing_client_deals_lose_value_the_month_after_slow_answers(won, resp
     before = response_months.assign(month=response_months["month"] + truth.lagged_link_lag)
     deals = existing.merge(before[["manager_id", "month", "slow"]], on=["manager_id", "month"])
     mean_amount = deals.groupby("slow")["amount"].mean()
-    ratio = mean_amount[True] / mean_amount[False]
-    # Expected 1 - 0.35 = 0.65, blurred by the months read as slow from the answers themselves.
-    assert 0.55 < ratio < 0.78
     assert 0.35 == truth.lagged_link_loss
+    assert 0.65 == pytest.approx(mean_amount[True] / mean_amount[False], abs=0.07)
     # New-client deals are untouched.
     new = won.loc[won["sale_type"].eq("new")].merge(
         before[["manager_id", "month", "slow"]], on=["manager_id", "month"]
@@ -367,9 +371,9 @@ def test_existing_client_deals_lose_value_the_month_after_slow_answers(won, resp
     assert 0.85 < new_means[True] / new_means[False] < 1.15
 
 
-def test_valery_has_vasilys_slow_months_so_their_revenue_still_matches(response_months, truth):
-    slow = response_months.pivot(index="month", columns="manager_id", values="slow")
-    vasily, valery = truth.high_hours_manager_id, truth.revenue_peer_id
-    both = slow[[vasily, valery]].dropna()
-    assert len(both) > 20
-    assert both[vasily].equals(both[valery])
+def test_valery_has_vasilys_slow_months_so_their_revenue_still_matches(truth):
+    def months(manager: str) -> set[str]:
+        return {month for who, month in truth.slow_response_months if who == manager}
+
+    assert len(months(truth.high_hours_manager_id)) > 3
+    assert months(truth.high_hours_manager_id) == months(truth.revenue_peer_id)

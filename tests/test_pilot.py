@@ -428,8 +428,8 @@ def test_demo_pilot_finds_the_planted_uplift_in_won_deals_and_revenue(east):
     assert ("north", "south", "west") == east.control_ids
     for metric in ("deals_won", "revenue"):
         row = effect(east, metric)
-        assert 1 < row["low"] < TRUTH.pilot_uplift < row["high"], metric
-        assert row["parallel"] is True, metric
+        assert row["low"] < TRUTH.pilot_uplift < row["high"], metric
+        assert row["factor"] > 1, metric
     deals = effect(east, "deals_won")
     # 2024-05..2025-10 before, 2025-11..2026-09 after; West's leaver and her successor are two.
     assert (18, 11, 7, 22) == (
@@ -438,10 +438,11 @@ def test_demo_pilot_finds_the_planted_uplift_in_won_deals_and_revenue(east):
         deals["treated_managers"],
         deals["control_managers"],
     )
-    assert "extend" == east.verdict
-    assert recommendation(east, "RUB").endswith(
-        "Recommendation: extend the KPI system to North, South and West."
-    )
+    # Seven managers over eleven months cannot confirm a 15% uplift beyond noise, and East's
+    # revenue happened to drift against the others before the start: not yet a fair comparison.
+    assert not effect(east, "revenue")["parallel"]
+    assert "continue the pilot" == east.verdict
+    assert "North, South and West" in recommendation(east, "RUB")
 
 
 def test_demo_end_after_the_data_uses_the_last_month(demo):
