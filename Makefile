@@ -24,8 +24,9 @@ env: $(STAMP)  ## create the environment (.venv) from pyproject.toml
 $(DEMO)/deals.csv: $(STAMP) kpilib/demo.py
 	$(BIN)/kpi demo --out $(DEMO)
 
-demo: $(DEMO)/deals.csv  ## generate the demo CRM data and run the monthly reports of every department
+demo: $(DEMO)/deals.csv  ## generate the demo CRM data, run every department's monthly report and the quarterly verification
 	$(BIN)/kpi run monthly --data $(DEMO) --jobs 2
+	$(BIN)/kpi run quarterly --data $(DEMO) --jobs 2
 	@echo "Open reports/index.html"
 
 test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data)
