@@ -54,3 +54,20 @@ def test_monthly_notebook_declares_what_the_runner_passes():
         "results_path",
     }
     assert expected == declared
+
+
+def test_quarterly_notebook_declares_what_the_runner_passes():
+    declared = set(declared_parameters(paths.QUARTERLY_NOTEBOOK))
+    expected = {
+        "department",
+        "period",
+        "data",
+        "scheme",
+        "currency",
+        "link_months",
+        "technical_hour_cost",
+        "department_name",
+        "reports",
+        "results_path",
+    }
+    assert expected == declared

@@ -236,3 +236,35 @@ def test_a_department_named_like_the_company_wide_report_fails_that_report_alone
     )
     assert ["company"] == [job.department_id for job in jobs]
     assert 1 == len(failed) and "name of the company-wide report" in failed[0].error
+
+
+@pytest.fixture(scope="module")
+def quarterly_batch(demo_source, tmp_path_factory) -> tuple[int, Path]:
+    """A real quarterly batch: one department and the company-wide report."""
+    out = tmp_path_factory.mktemp("reports")
+    args = ["run", "quarterly", "--data", str(demo_source), "--out", str(out)]
+    code = main([*args, "--department", "east", "--jobs", "2"])
+    return code, out
+
+
+def test_quarterly_batch_writes_each_report_and_the_company_wide_one_linked_from_the_index(
+    quarterly_batch,
+):
+    code, out = quarterly_batch
+    assert 0 == code
+    folder = out / "quarterly" / "2025Q4"  # the demo ends with December 2025
+    for name in ("east", "company"):
+        assert {f"{name}.html", f"{name}.ipynb", f"{name}.kpis.json"} <= {
+            p.name for p in folder.iterdir()
+        }
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="quarterly/2025Q4/company.html"' in index
+    assert 'href="quarterly/2025Q4/east.html"' in index
+    results = json.loads((folder / "company.kpis.json").read_text(encoding="utf-8"))
+    assert ("2025Q4", "All sales departments") == (results["period"], results["department_name"])
+    html = (folder / "east.html").read_text(encoding="utf-8")
+    assert "East (KPI pilot): quarterly KPI verification, 2025Q4" in html
+    verdicts = html.index(">Verdicts<")
+    assert verdicts < html.index(">Do the KPIs still drive results?<")
+    assert "East has run the KPI system since" in html
+    assert "Traceback" not in html and "Warning" not in html
