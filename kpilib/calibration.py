@@ -26,7 +26,7 @@ import seaborn as sns
 from matplotlib.ticker import PercentFormatter
 
 from kpilib.display import NO_DATA, fmt, fmt_diff, month_name
-from kpilib.history import ScoreHistory
+from kpilib.history import ScoreHistory, chosen_months
 from kpilib.metrics import METRICS
 from kpilib.params import Kpi, Scheme
 from kpilib.plots import PALETTE, ReportFigure, literal, new_figure
@@ -34,11 +34,11 @@ from kpilib.tuning import (
     ALL_TIERS,
     MIN_OBSERVATIONS,
     OTHER_TIERS,
-    _attainment_space,
-    _meets,
-    _nice,
-    _target_text,
-    _tier_groups,
+    attainment_space,
+    meets,
+    nice,
+    target_text,
+    tier_groups,
 )
 
 JUSTIFIED_WITHIN = 0.15  # a tier meeting its target within this share of the others is justified
@@ -79,16 +79,6 @@ JUSTIFICATION_COLUMNS = [
 ]
 
 
-def _chosen(history: ScoreHistory, months: Sequence[pd.Period]) -> list[pd.Period]:
-    chosen = sorted({pd.Period(month, "M") for month in months})
-    if not chosen:
-        raise ValueError("No months given to judge.")
-    missing = [f"{month:%Y-%m}" for month in chosen if month not in history.months]
-    if missing:
-        raise ValueError(f"Months {', '.join(missing)} are not in the score history.")
-    return chosen
-
-
 def _groups(
     history: ScoreHistory, scheme: Scheme, months: list[pd.Period]
 ) -> list[tuple[Kpi, str, pd.DataFrame]]:
@@ -103,7 +93,7 @@ def _groups(
     for _, kpi, _ in scheme.weighted_kpis():
         if kpi.level == "manager":
             rows = own.loc[own["kpi"].eq(kpi.key)]
-            split = _tier_groups(kpi, rows["tier"])
+            split = tier_groups(kpi, rows["tier"])
         else:
             rows = departments.loc[departments["kpi"].eq(kpi.key)]
             split = [(ALL_TIERS, pd.Series(True, index=rows.index))]
@@ -142,7 +132,7 @@ def quarter_attainment(
     Raises:
         ValueError: No months, or a month not in the history.
     """
-    chosen = _chosen(history, months)
+    chosen = chosen_months(history, months)
     rows = []
     for kpi, tier, frame in _groups(history, scheme, chosen):
         known = frame.loc[frame["met"].notna()]
@@ -190,7 +180,7 @@ def quarter_attainment_table(attainment: pd.DataFrame, currency: str) -> pd.Data
             "KPI": attainment["label"].to_list(),
             "Tier": attainment["tier"].astype(str).to_list(),
             "Target": [
-                _target_text(value, kind, metric, currency)
+                target_text(value, kind, metric, currency)
                 for value, kind, metric in zip(
                     attainment["target"],
                     attainment["target_type"],
@@ -222,10 +212,10 @@ def _equal_share_target(kpi: Kpi, values: pd.Series, share: float) -> tuple[floa
         return math.nan, math.nan
     quantile = 1 - share if kpi.direction == "higher" else share
     unit = METRICS[kpi.metric].unit
-    target = _nice(float(values.quantile(quantile)), unit, kpi.target.type, kpi.direction)
+    target = nice(float(values.quantile(quantile)), unit, kpi.target.type, kpi.direction)
     if kpi.target.type == "absolute" and kpi.direction == "higher" and target <= 0:
         return math.nan, math.nan  # a target met by doing nothing is no target (as in tuning)
-    return target, float(_meets(values, target, kpi.direction).mean())
+    return target, float(meets(values, target, kpi.direction).mean())
 
 
 def tier_justification(
@@ -254,7 +244,7 @@ def tier_justification(
     Raises:
         ValueError: No months, or a month not in the history.
     """
-    chosen = _chosen(history, months)
+    chosen = chosen_months(history, months)
     groups = _groups(history, scheme, chosen)
     rows = []
     for kpi, tier, frame in groups:
@@ -270,8 +260,8 @@ def _justify(
     kpi: Kpi, tier: str, mine: pd.DataFrame, others: pd.DataFrame, currency: str
 ) -> dict[str, object]:
     mine, others = mine.loc[mine["met"].notna()], others.loc[others["met"].notna()]
-    mine_values = _attainment_space(mine, kpi.target.type).dropna()
-    other_values = _attainment_space(others, kpi.target.type).dropna()
+    mine_values = attainment_space(mine, kpi.target.type).dropna()
+    other_values = attainment_space(others, kpi.target.type).dropna()
     tier_share, others_share = _share_met(mine), _share_met(others)
     target, share = _equal_share_target(kpi, mine_values, others_share)
     enough = min(len(mine), len(others)) >= MIN_OBSERVATIONS
@@ -291,7 +281,7 @@ def _justify(
         "tier_median": float(mine_values.median()) if len(mine_values) else math.nan,
         "others_median": float(other_values.median()) if len(other_values) else math.nan,
         "others_at_tier_target": (
-            float(_meets(other_values, kpi.target.value_for(tier), kpi.direction).mean())
+            float(meets(other_values, kpi.target.value_for(tier), kpi.direction).mean())
             if len(other_values)
             else math.nan
         ),
@@ -306,7 +296,7 @@ def _sentence(row: dict, kpi: Kpi, currency: str) -> str:
     def text(value: float) -> str:
         if math.isnan(value):
             return NO_DATA
-        return _target_text(value, row["target_type"], row["metric"], currency)
+        return target_text(value, row["target_type"], row["metric"], currency)
 
     who = f"{str(row['tier']).capitalize()} managers"
     opening = (
@@ -371,7 +361,7 @@ def tier_table(justification: pd.DataFrame, currency: str) -> pd.DataFrame:
 
     def text(column: str) -> list[str]:
         return [
-            NO_DATA if pd.isna(value) else _target_text(value, kind, metric, currency)
+            NO_DATA if pd.isna(value) else target_text(value, kind, metric, currency)
             for value, kind, metric in zip(
                 justification[column],
                 justification["target_type"],

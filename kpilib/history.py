@@ -66,6 +66,21 @@ class ScoreHistory:
         return frame.set_axis(pd.PeriodIndex(self.months, freq="M", name="period"))
 
 
+def chosen_months(history: ScoreHistory, months: Sequence[pd.Period]) -> list[pd.Period]:
+    """The given months, sorted and each once, all of them in the history.
+
+    Raises:
+        ValueError: No months given, or a month the history does not hold.
+    """
+    chosen = sorted({pd.Period(month, "M") for month in months})
+    if not chosen:
+        raise ValueError("No months given.")
+    missing = [f"{month:%Y-%m}" for month in chosen if month not in history.months]
+    if missing:
+        raise ValueError(f"Months {', '.join(missing)} are not in the score history.")
+    return chosen
+
+
 def _stack(cards: Sequence[Scorecard], field: str) -> pd.DataFrame:
     frames = [getattr(card, field).assign(period=card.period) for card in cards]
     return pd.concat(frames, ignore_index=True)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from IPython.display import HTML
 from pandas.io.formats.style import Styler
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kpilib import paths
 from kpilib.display import SALE_TYPE_LABELS, fmt, fmt_met, header, month_name, note, styled
@@ -25,7 +25,7 @@ from kpilib.errors import ParamsError
 from kpilib.history import HISTORY_METRICS, ScoreHistory, score_window
 from kpilib.io import read_source, write_json
 from kpilib.metrics import METRICS, revenue_by, sales_departments
-from kpilib.params import Scheme, load_scheme
+from kpilib.params import Scheme, load_scheme, validate_report_parameters
 from kpilib.periods import resolve_period
 from kpilib.schemas import CRM
 from kpilib.scoring import Scorecard, scorecard_json
@@ -75,11 +75,7 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
         ParamsError: A parameter is invalid or the department is not a sales department.
         DataContractError: The data source breaks the contract.
     """
-    try:
-        params = MonthlyParams.model_validate(parameters)
-    except ValidationError as error:
-        lines = [f"- {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-        raise ParamsError("Report parameters are invalid:\n" + "\n".join(lines)) from None
+    params = validate_report_parameters(MonthlyParams, parameters)
     crm = read_source(paths.resolve(params.data))
     scheme_file = paths.resolve(params.scheme)
     scheme = load_scheme(scheme_file).with_hour_cost(params.technical_hour_cost)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +20,7 @@ from kpilib.io import read_yaml
 from kpilib.metrics import METRICS, MetricSettings
 
 _WEIGHT_TOLERANCE = 1e-6
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -207,6 +208,19 @@ def _describe(error: ValidationError, source: str) -> str:
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         lines.append(f"- {source}: {key}: {item['msg']}")
     return "\n".join(lines)
+
+
+def validate_report_parameters(model: type[_Model], parameters: Mapping[str, Any]) -> _Model:
+    """A notebook's parameters validated by its model.
+
+    Raises:
+        ParamsError: Listing every invalid or unknown parameter.
+    """
+    try:
+        return model.model_validate(dict(parameters))
+    except ValidationError as error:
+        lines = [f"- {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        raise ParamsError("Report parameters are invalid:\n" + "\n".join(lines)) from None
 
 
 def load_scheme(path: Path) -> Scheme:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from IPython.display import HTML
 from pandas.io.formats.style import Styler
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from kpilib import paths
 from kpilib.calibration import (
@@ -44,7 +44,7 @@ from kpilib.links import (
     verdict_table,
 )
 from kpilib.metrics import sales_departments
-from kpilib.params import Scheme, load_scheme
+from kpilib.params import Scheme, load_scheme, validate_report_parameters
 from kpilib.periods import months_ending, quarter_months, resolve_quarter
 from kpilib.pilot import (
     PilotEvaluation,
@@ -159,11 +159,7 @@ def prepare_quarterly(**parameters: Any) -> QuarterlyReport:
             department is not a sales department.
         DataContractError: The data source breaks the contract.
     """
-    try:
-        params = QuarterlyParams.model_validate(parameters)
-    except ValidationError as error:
-        lines = [f"- {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-        raise ParamsError("Report parameters are invalid:\n" + "\n".join(lines)) from None
+    params = validate_report_parameters(QuarterlyParams, parameters)
     crm = read_source(paths.resolve(params.data))
     scheme_file = paths.resolve(params.scheme)
     scheme = load_scheme(scheme_file).with_hour_cost(params.technical_hour_cost)

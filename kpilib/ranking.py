@@ -33,7 +33,7 @@ import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
 from kpilib.display import NO_DATA, fmt
-from kpilib.history import ScoreHistory
+from kpilib.history import ScoreHistory, chosen_months
 from kpilib.plots import PALETTE, ReportFigure, literal, money_axis, new_figure
 
 RANK_GAP = 1 / 3  # flagged: profit rank at least this share of the group below the score rank
@@ -84,16 +84,6 @@ class RankAgreement:
     sentence: str
 
 
-def _chosen(history: ScoreHistory, months: Sequence[pd.Period]) -> list[pd.Period]:
-    chosen = sorted({pd.Period(month, "M") for month in months})
-    if not chosen:
-        raise ValueError("No months given to rank over.")
-    missing = [f"{month:%Y-%m}" for month in chosen if month not in history.months]
-    if missing:
-        raise ValueError(f"Months {', '.join(missing)} are not in the score history.")
-    return chosen
-
-
 def _sums(history: ScoreHistory, months: list[pd.Period]) -> pd.DataFrame:
     """Revenue, net profit and extra costs per manager summed over the months (NaN: no data)."""
     frames = [history.card(month).manager_metrics.reindex(columns=list(SUMMED)) for month in months]
@@ -125,7 +115,7 @@ def score_profit_ranks(history: ScoreHistory, months: Sequence[pd.Period]) -> pd
     Raises:
         ValueError: No months, or a month not in the history.
     """
-    chosen = _chosen(history, months)
+    chosen = chosen_months(history, months)
     scored = history.managers.loc[history.managers["period"].isin(chosen)].sort_values("period")
     people = scored.groupby("manager_id", sort=False).agg(
         name=("name", "last"),

@@ -557,7 +557,7 @@ def _listed(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _target_text(value: object, target_type: str | None, metric: str, currency: str) -> str:
+def target_text(value: object, target_type: str | None, metric: str, currency: str) -> str:
     """A stated target for people: ``2``, ``+10.0% over the baseline``, ``95.0%``."""
     if target_type == "relative":
         return f"{fmt_signed(value, 'share')} over the baseline"
@@ -574,8 +574,8 @@ def _target_move(row: Mapping[str, Any], currency: str) -> str:
         unit = "share" if types[0] == "relative" else METRICS[metric].unit
         before = fmt_signed(row["before"], unit, currency)
         return f"from {before} to {fmt_signed(row['after'], unit, currency)} over the baseline"
-    before = _target_text(row["before"], types[0], metric, currency)
-    after = _target_text(row["after"], types[1], metric, currency)
+    before = target_text(row["before"], types[0], metric, currency)
+    after = target_text(row["after"], types[1], metric, currency)
     return f"from {before} to {after}"
 
 
@@ -847,9 +847,9 @@ def stability_sentences(
 
 
 def _stated_target(kpi: Kpi, currency: str) -> str:
-    text = _target_text(kpi.target.value, kpi.target.type, kpi.metric, currency)
+    text = target_text(kpi.target.value, kpi.target.type, kpi.metric, currency)
     tiers = [
-        f"{tier}: {_target_text(value, kpi.target.type, kpi.metric, currency)}"
+        f"{tier}: {target_text(value, kpi.target.type, kpi.metric, currency)}"
         for tier, value in sorted(kpi.target.by_tier.items())
     ]
     return "; ".join([text, *tiers])
@@ -866,8 +866,8 @@ def _change_text(row: Mapping[str, Any], currency: str) -> str:
     if what == TARGET_TYPE:
         return f"target type {row['before']} \u2192 {row['after']}"
     if what.startswith(TARGET):
-        before = _target_text(row["before"], row["type_before"], row["metric"], currency)
-        after = _target_text(row["after"], row["type_after"], row["metric"], currency)
+        before = target_text(row["before"], row["type_before"], row["metric"], currency)
+        after = target_text(row["after"], row["type_after"], row["metric"], currency)
         return f"{what} {before} \u2192 {after}"
     if row["kpi"] == WHOLE_SCHEME:
         return f"{_lower(row['label'])} {row['before']} \u2192 {row['after']}"

@@ -48,7 +48,7 @@ CALIBRATION_COLUMNS = [
 ]
 
 
-def _attainment_space(rows: pd.DataFrame, target_type: str) -> pd.Series:
+def attainment_space(rows: pd.DataFrame, target_type: str) -> pd.Series:
     """Each row's actual in the terms of its target: value, growth rate or increase."""
     if target_type == "absolute":
         return rows["actual"]
@@ -62,7 +62,7 @@ def _attainment_space(rows: pd.DataFrame, target_type: str) -> pd.Series:
     return rows["actual"] - base
 
 
-def _nice(value: float, unit: str, target_type: str, polarity: str) -> float:
+def nice(value: float, unit: str, target_type: str, polarity: str) -> float:
     """Round a proposed target to what a scheme would state; counts stay whole numbers."""
     if math.isnan(value):
         return value
@@ -80,11 +80,13 @@ def _nice(value: float, unit: str, target_type: str, polarity: str) -> float:
     return round(value, digits)
 
 
-def _meets(values: pd.Series, target: float, polarity: str) -> pd.Series:
+def meets(values: pd.Series, target: float, polarity: str) -> pd.Series:
+    """Whether each value meets the target, in the KPI's direction."""
     return values >= target if polarity == "higher" else values <= target
 
 
-def _tier_groups(kpi: Kpi, tiers: pd.Series) -> list[tuple[str, pd.Series]]:
+def tier_groups(kpi: Kpi, tiers: pd.Series) -> list[tuple[str, pd.Series]]:
+    """The KPI's tier groups with their masks over `tiers`: each named tier, then the others."""
     if not kpi.target.by_tier:
         return [(ALL_TIERS, pd.Series(True, index=tiers.index))]
     groups = [(tier, tiers.eq(tier)) for tier in sorted(kpi.target.by_tier)]
@@ -117,7 +119,7 @@ def target_calibration(
     for _, kpi, _ in scheme.weighted_kpis():
         if kpi.level == "manager":
             frame = own.loc[own["kpi"].eq(kpi.key)]
-            groups = _tier_groups(kpi, frame["tier"])
+            groups = tier_groups(kpi, frame["tier"])
         else:
             frame = history.department_kpis.loc[history.department_kpis["kpi"].eq(kpi.key)]
             groups = [(ALL_TIERS, pd.Series(True, index=frame.index))]
@@ -143,17 +145,17 @@ def _calibrate(
     )
     proposed = expected = math.nan
     if verdict in ("too easy", "too hard"):
-        values = _attainment_space(known, kpi.target.type).dropna()
+        values = attainment_space(known, kpi.target.type).dropna()
         if len(values) >= MIN_OBSERVATIONS:
             quantile = 1 - aim if kpi.direction == "higher" else aim
             unit = METRICS[kpi.metric].unit
-            proposed = _nice(float(values.quantile(quantile)), unit, kpi.target.type,
+            proposed = nice(float(values.quantile(quantile)), unit, kpi.target.type,
                              kpi.direction)  # fmt: skip
             if kpi.target.type == "absolute" and kpi.direction == "higher" and proposed <= 0:
                 # A target met by doing nothing recalibrates nothing: leave it to people.
                 proposed = math.nan
             else:
-                expected = float(_meets(values, proposed, kpi.direction).mean())
+                expected = float(meets(values, proposed, kpi.direction).mean())
     return {
         "kpi": kpi.key,
         "level": kpi.level,
@@ -231,7 +233,7 @@ def tuning_proposals(calibration: pd.DataFrame, variance: pd.DataFrame, currency
             continue
         who = "" if row["tier"] == ALL_TIERS else f" for {row['tier']}"
         state = "nearly everyone beats" if row["verdict"] == "too easy" else "nearly no one reaches"
-        current = _target_text(row["current"], row["target_type"], row["metric"], currency)
+        current = target_text(row["current"], row["target_type"], row["metric"], currency)
         sentence = (
             f"{row['label']}{who}: {state} the target of {current} (met in "
             f"{row['share_met']:.0%} of {row['observations']} {row['level']}-months)"
@@ -242,7 +244,7 @@ def tuning_proposals(calibration: pd.DataFrame, variance: pd.DataFrame, currency
                 "only a target of zero), so this one is for the working group to set."
             )
             continue
-        proposed = _target_text(row["proposed"], row["target_type"], row["metric"], currency)
+        proposed = target_text(row["proposed"], row["target_type"], row["metric"], currency)
         sentences.append(
             f"{sentence}; proposed target {proposed}, which {row['expected_share']:.0%} of "
             "them would have met."
@@ -259,7 +261,8 @@ def tuning_proposals(calibration: pd.DataFrame, variance: pd.DataFrame, currency
     return sentences
 
 
-def _target_text(value: float, target_type: str, metric: str, currency: str) -> str:
+def target_text(value: float, target_type: str, metric: str, currency: str) -> str:
+    """A target as a scheme states it: ``+10% over the baseline``, ``2``, ``4.0 days``."""
     if target_type == "relative":
         return f"{value:+.0%} over the baseline"
     text = fmt(value, METRICS[metric].unit, currency)
@@ -273,7 +276,7 @@ def calibration_table(calibration: pd.DataFrame, currency: str) -> pd.DataFrame:
             "KPI": calibration["label"],
             "Tier": calibration["tier"],
             "Target": [
-                _target_text(v, t, m, currency)
+                target_text(v, t, m, currency)
                 for v, t, m in zip(calibration["current"], calibration["target_type"],
                                    calibration["metric"], strict=True)
             ],
@@ -284,7 +287,7 @@ def calibration_table(calibration: pd.DataFrame, currency: str) -> pd.DataFrame:
             "Met": calibration["share_met"],
             "Verdict": calibration["verdict"],
             "Proposed": [
-                "" if math.isnan(v) else _target_text(v, t, m, currency)
+                "" if math.isnan(v) else target_text(v, t, m, currency)
                 for v, t, m in zip(calibration["proposed"], calibration["target_type"],
                                    calibration["metric"], strict=True)
             ],

@@ -36,8 +36,8 @@ from kpilib.tuning import (
     HARD,
     MIN_OBSERVATIONS,
     _calibrate,
-    _nice,
     compare,
+    nice,
     proposed_scheme,
     target_calibration,
     tuning_proposals,
@@ -398,11 +398,11 @@ def test_a_lower_is_better_proposal_is_met_by_the_share_at_or_below_it(hours):
     ],
 )
 def test_nice_states_a_proposal_as_a_scheme_would(value, unit, target_type, polarity, expected):
-    assert pytest.approx(expected) == _nice(value, unit, target_type, polarity)
+    assert pytest.approx(expected) == nice(value, unit, target_type, polarity)
 
 
 def test_nice_leaves_no_value_as_no_value():
-    assert math.isnan(_nice(math.nan, "money", "absolute", "higher"))
+    assert math.isnan(nice(math.nan, "money", "absolute", "higher"))
 
 
 # --- the proposed scheme ----------------------------------------------------------------------
