@@ -1,9 +1,10 @@
-"""KPI report kit: CRM data -> validated tables -> KPI scores -> monthly reports.
+"""KPI report kit: CRM data -> validated tables -> KPI scores -> monthly and quarterly reports.
 
 The names below are what notebooks and analysts use; everything else is internal.
 """
 
 from kpilib import (
+    calibration,
     decomposition,
     discrepancies,
     display,
@@ -11,8 +12,14 @@ from kpilib import (
     explain,
     forecast,
     history,
+    links,
+    pilot,
     plots,
+    quarterly,
+    ranking,
+    requirements,
     services,
+    stability,
     tuning,
     views,
 )
@@ -60,6 +67,7 @@ __all__ = [
     "Scheme",
     "Scorecard",
     "business_mix",
+    "calibration",
     "department_kpis",
     "decomposition",
     "discrepancies",
@@ -72,20 +80,25 @@ __all__ = [
     "history",
     "indicators",
     "kpi_table",
+    "links",
     "latest_complete_month",
     "load_scheme",
     "manager_kpis",
     "monthly_json",
     "parse_month",
+    "pilot",
     "plan_table",
     "plan_vs_actual",
     "plots",
     "prepare_monthly",
     "profit_table",
     "provenance",
+    "quarterly",
+    "ranking",
     "read_source",
     "register_table",
     "report_header",
+    "requirements",
     "revenue_by",
     "revenue_structure",
     "save_results",
@@ -93,6 +106,7 @@ __all__ = [
     "score_summary",
     "scorecard_json",
     "services",
+    "stability",
     "styled",
     "trends",
     "tuning",
