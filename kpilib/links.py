@@ -12,7 +12,11 @@ effects take out seasonality and company-wide shocks; manager effects compare ev
 their own usual level, so a star's big months do not pass for the KPI's doing. ``effect`` is how
 much higher the result is (money per manager-month) in months the KPI was met ``lag`` months
 before than in months it was missed; ``relative`` is that as a share of the mean result.
-Standard errors are clustered by manager (by department for a shared department KPI, whose met
+For a customer-service KPI the won deals of the result month are held equal too
+(``VOLUME``): its met flag is a share or a mean over the deliveries or requests of the month, and a
+busy manager has more of them to get wrong, which would otherwise pass for a link (meeting
+on-time delivery would seem to cost revenue). Standard errors are clustered by manager (by
+department for a shared department KPI, whose met
 flag is one per department and month, so its managers are not independent evidence of it), with
 a t-distribution of (clusters - 1) degrees of freedom. Several lags are looked at, so the
 intervals hold for all of them at once (Bonferroni): 95% intervals, adjusted for looking at 3
@@ -68,6 +72,13 @@ MIN_OBSERVATIONS = 30  # manager-months needed to estimate a link
 MIN_EACH = 5  # met and missed manager-months needed, each
 MIN_CLUSTERS = 4  # managers (departments for a shared KPI) needed
 MATERIAL = 0.10  # the smallest useful effect, as a share of the mean result
+MIN_SHARED_CLUSTERS = 10  # departments needed to judge a shared department KPI
+VOLUME = "deals_won"  # held equal for service KPIs (see the module docstring)
+# KPIs counted on the same won deals as the results: their link holds partly by construction.
+SAME_DEALS = frozenset({
+    "revenue", "revenue_growth", "net_profit", "deals_won", "avg_deal", "new_clients",
+    "new_business_revenue", "existing_client_revenue", "cost_price", "extra_costs",
+})  # fmt: skip
 # Service KPIs are meant to keep clients buying; the rest to raise profit.
 SERVICE_KPI_METRICS = frozenset({*SERVICE_METRICS, "unanswered_requests"})
 _FLAT = 1e-9  # residual variation of a 0/1 flag below this per observation: none at all
@@ -142,13 +153,15 @@ def kpi_links(
     level = 1 - ALPHA / max(len(lags), 1)
     results = _results(history, months)
     flags = _flags(history)
+    volume = VOLUME in results
     rows = []
     for _, kpi, _ in scheme.weighted_kpis():
         mine = flags.loc[flags["kpi"].eq(kpi.key)]
         joined = {lag: _joined(results, mine, lag) for lag in lags}
         for result in RESULTS:
             for lag in lags:
-                sample = _sample(joined[lag], result, kpi.level)
+                held = volume and kpi.metric in SERVICE_KPI_METRICS
+                sample = _sample(joined[lag], result, kpi.level, held)
                 fit = _estimate(sample, kpi.level, level)
                 intended = result == intended_result(kpi)
                 rows.append({"kpi": kpi.key, "label": kpi.label, "result": result,
@@ -162,7 +175,9 @@ def _results(history: ScoreHistory, months: Sequence[pd.Period]) -> pd.DataFrame
     """Each manager-month's results in the judged months (long: manager_id, period, results)."""
     wanted = {pd.Period(month, "M") for month in months}
     frames = [
-        card.manager_metrics.reindex(columns=list(RESULTS))
+        card.manager_metrics.reindex(
+            columns=[*RESULTS, *([VOLUME] if VOLUME in card.manager_metrics else [])]
+        )
         .rename_axis("manager_id")
         .reset_index()
         .assign(period=month)
@@ -189,12 +204,16 @@ def _joined(results: pd.DataFrame, flags: pd.DataFrame, lag: int) -> pd.DataFram
     return results.merge(shifted, on=["manager_id", "period"], how="inner")
 
 
-def _sample(joined: pd.DataFrame, result: str, level: str) -> pd.DataFrame:
-    """Observations: result months with a known result and a known flag."""
+def _sample(joined: pd.DataFrame, result: str, level: str, volume: bool) -> pd.DataFrame:
+    """Observations: result months with a known result and a known flag (and volume, if held)."""
     joined = joined.loc[joined[result].notna()]
+    if volume:
+        joined = joined.loc[joined[VOLUME].notna()]
     cluster = joined["department_id"] if level == "department" else joined["manager_id"]
+    held = {"volume": joined[VOLUME].astype(float).to_numpy()} if volume else {}
     return pd.DataFrame(
         {
+            **held,
             "y": joined[result].astype(float).to_numpy(),
             "x": joined["met"].astype(bool).astype(float).to_numpy(),
             "unit": joined["manager_id"].astype(str).to_numpy(),
@@ -225,10 +244,11 @@ def _estimate(sample: pd.DataFrame, kpi_level: str, level: float) -> dict[str, A
     if sm.OLS(design[:, 1], np.delete(design, 1, axis=1)).fit().ssr <= _FLAT * n:
         shared = kpi_level == "department"
         return {**row, "reason": SHARED_REASON if shared else _IN_STEP}
-    if row["clusters"] < MIN_CLUSTERS:
+    needed = MIN_SHARED_CLUSTERS if kpi_level == "department" else MIN_CLUSTERS
+    if row["clusters"] < needed:
         who = "departments share it" if kpi_level == "department" else "managers"
         return {**row, "reason": f"too little data to judge: only {row['clusters']} {who} "
-                                 f"({MIN_CLUSTERS} needed)"}  # fmt: skip
+                                 f"({needed} needed)"}  # fmt: skip
     groups = pd.factorize(sample["cluster"])[0]
     model = sm.OLS(sample["y"].to_numpy(), design)
     fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
@@ -259,7 +279,9 @@ def _design(sample: pd.DataFrame) -> np.ndarray:
     """Columns: intercept, the met flag, then manager and month indicators (first ones left out,
     as the intercept stands for them)."""
     effects = pd.get_dummies(sample[["unit", "month"]], drop_first=True, dtype=float)
-    return np.column_stack([np.ones(len(sample)), sample["x"].to_numpy(), effects.to_numpy()])
+    held = [sample["volume"].to_numpy()] if "volume" in sample else []
+    columns = [np.ones(len(sample)), sample["x"].to_numpy(), *held, effects.to_numpy()]
+    return np.column_stack(columns)
 
 
 _IN_STEP = (
@@ -301,6 +323,8 @@ def kpi_verdicts(links: pd.DataFrame, scheme: Scheme) -> pd.DataFrame:
         result = intended_result(kpi)
         mine = links.loc[links["kpi"].eq(kpi.key) & links["result"].eq(result)]
         verdict, evidence, sentence = _judge(kpi.label, result, mine)
+        if verdict == "keep" and kpi.metric in SAME_DEALS:
+            sentence = sentence[:-1] + " (partly by construction: the KPI counts the same deals)."
         picked = {} if evidence is None else evidence
         rows.append(
             {

@@ -48,7 +48,7 @@ COMPLIANCE_COLUMNS = [
 ]  # fmt: skip
 COINCIDING_COLUMNS = [
     "department_id", "kpi", "label", "responsible", "misses", "coinciding", "share",
-    "observations", "department",
+    "observations", "department", "metric",
 ]  # fmt: skip
 COINCIDING_TABLE_COLUMNS = [
     "Sales department", "KPI", "Responsible", "Managers' misses",
@@ -117,13 +117,13 @@ def coinciding_misses(
     Returns:
         One row per service KPI (scheme order) x sales department of the history (by id; a
         department that is not a sales department, `kpilib.metrics.sales_departments`, is left
-        out), then, when the history
-        holds more than one sales department, the KPI's company total (department ``All sales
-        departments``): ``department_id``, ``kpi``, ``label``, ``responsible`` (the names of the
-        responsible departments of the months with items, most months first, joined by
-        ``, ``; None without items), ``misses``, ``coinciding``, ``share`` (coinciding / misses;
-        NaN without misses), ``observations`` (manager-months with data) and ``department`` (the
-        sales department's name).
+        out), then, when the history holds more than one sales department, the KPI's company
+        total (department ``All sales departments``): ``department_id``, ``kpi``, ``label``,
+        ``responsible`` (the names of the responsible departments of the months with items,
+        most months first, joined by ``, ``; missing without items), ``misses``,
+        ``coinciding``, ``share`` (coinciding / misses; NaN without misses), ``observations``
+        (manager-months with data), ``department`` (the sales department's name) and ``metric``
+        (the KPI's indicator).
 
     Raises:
         KeyError: A month is not in the history.
@@ -205,6 +205,7 @@ def _count(
         "share": coinciding / misses if misses else math.nan,
         "observations": int(own["met"].notna().sum()),
         "department": name,
+        "metric": level["metric"],
         "_months": months,
         "_names": names,
     }
@@ -238,6 +239,7 @@ def _total(level: dict[str, Any], counted: list[dict[str, Any]]) -> dict[str, An
         "share": coinciding / misses if misses else math.nan,
         "observations": sum(row["observations"] for row in counted),
         "department": ALL_SALES,
+        "metric": level["metric"],
     }
 
 
@@ -250,10 +252,10 @@ def requirement_sentences(
     """The findings on the service levels in plain sentences, each with its numbers.
 
     One sentence per service department and KPI: in how many months it missed its level (with
-    the values of those months) or that it met it in every month (with its worst month), and what
-    share of the sales managers' misses of the KPI fell in the months it missed. Where the
-    managers' misses are linked to several responsible departments, a sentence of their own says
-    so.
+    the values of those months) or that it met it in every month (with its worst month; a single
+    month with data is named with its value), and what share of the sales managers' misses of the
+    KPI fell in the months it missed (a single miss is told as one). Where the managers' misses
+    are linked to several responsible departments, a sentence of their own says so.
 
     Args:
         compliance: The table from `requirement_compliance`.
@@ -329,85 +331,111 @@ def _level_sentence(
         return f"{subject} {'have' if plural else 'has'} no {label} data for {span}."
     within = "" if len(known) == len(periods) else " with data"
     missed = known.loc[~known["met"].astype(bool)]
-    values = [
-        f"{_month(month, periods)} {fmt(actual, unit)}"
-        for month, actual in zip(missed["month"], missed["actual"], strict=True)
-    ]
-    if missed.empty:
+    if len(known) == 1:
+        verb = "met" if missed.empty else "missed"
+        sentence = f"{subject} {verb} {level} in {_only_month(known.iloc[0], span, periods, unit)}"
+    elif missed.empty:
         actual = known["actual"]
         worst = actual.idxmin() if first["polarity"] == "higher" else actual.idxmax()
         sentence = (
             f"{subject} met {level} in every month of {span}{within} (worst month: "
             f"{_month(known.at[worst, 'month'], periods)}, {fmt(known.at[worst, 'actual'], unit)})"
         )
-        if summary is not None and summary["coinciding"] == 0:
-            sentence += "; " + _own_clause(summary, label)
-        elif summary is not None:
-            those = "a month in which it missed its level"
-            sentence += "; " + _coinciding_clause(summary, label, those)
-        return sentence + "."
-    sentence = (
-        f"{subject} missed {level} in {len(missed)} of {len(known)} "
-        f"month{'s' if len(known) > 1 else ''} of {span}{within} "
-        f"({', '.join(values)})"
-    )
-    if summary is not None and first["service_department_id"] == NOT_ASSIGNED and summary["misses"]:
-        sentence += (
-            f"; {_whose(summary)} {fmt(summary['misses'], 'count')} "
-            f"miss{'es' if summary['misses'] > 1 else ''} of {label} cannot be laid on a "
-            "service department"
+    else:
+        values = [
+            f"{_month(month, periods)} {fmt(actual, unit)}"
+            for month, actual in zip(missed["month"], missed["actual"], strict=True)
+        ]
+        sentence = (
+            f"{subject} missed {level} in {len(missed)} of {len(known)} months of {span}{within} "
+            f"({', '.join(values)})"
         )
-    elif summary is not None:
-        those = "those months" if len(missed) > 1 else "that month"
-        sentence += "; " + _coinciding_clause(summary, label, those)
-    return sentence + "."
+    if summary is None:
+        return sentence + "."
+    if missed.empty:
+        if summary["coinciding"] == 0:
+            return f"{sentence}; {_own_clause(summary, label)}."
+        those = "a month in which it missed its level"
+        return f"{sentence}; {_coinciding_clause(summary, label, those)}."
+    if first["service_department_id"] == NOT_ASSIGNED and summary["misses"]:
+        return (
+            f"{sentence}; {_whose(summary)} {_misses(summary['misses'], label)} cannot be laid "
+            "on a service department."
+        )
+    those = "those months" if len(missed) > 1 else "that month"
+    return f"{sentence}; {_coinciding_clause(summary, label, those)}."
+
+
+def _only_month(row: pd.Series, span: str, periods: list[pd.Period], unit: str) -> str:
+    """The one month with data: ``March 2025 (50.0%)``, or ``March (50.0%), the only month of
+    March to April 2025 with data``."""
+    value = fmt(row["actual"], unit)
+    if len(periods) == 1:
+        return f"{span} ({value})"
+    return f"{_month(row['month'], periods)} ({value}), the only month of {span} with data"
 
 
 def _coinciding_clause(summary: dict[str, Any], label: str, those: str) -> str:
-    whose = _whose(summary)
-    if summary["misses"] == 0:
+    """What share of the managers' misses fell in the months the service department missed."""
+    misses, coinciding = summary["misses"], summary["coinciding"]
+    if misses == 0:
         return _none_clause(summary, label)
+    if misses == 1:
+        fell = "fell" if coinciding else "did not fall"
+        return f"{_whose(summary)} {_misses(1, label)} {fell} in {those}"
     return (
-        f"{fmt(summary['share'], 'share')} of {whose} misses of {label} "
-        f"({fmt(summary['coinciding'], 'count')} of {fmt(summary['misses'], 'count')}) fell in "
-        f"{those}"
+        f"{fmt(summary['share'], 'share')} of {_whose(summary)} misses of {label} "
+        f"({fmt(coinciding, 'count')} of {fmt(misses, 'count')}) fell in {those}"
     )
 
 
 def _own_clause(summary: dict[str, Any], label: str) -> str:
-    if summary["misses"] == 0:
+    """The managers' misses in months the service department met its level: their own."""
+    misses = summary["misses"]
+    if misses == 0:
         return _none_clause(summary, label)
-    if summary["misses"] == 1:
-        return (
-            f"{_whose(summary)} one miss of {label} (of {_observed(summary)}) is therefore "
-            "their own"
-        )
     return (
-        f"{_whose(summary)} {fmt(summary['misses'], 'count')} misses of {label} (of "
-        f"{_observed(summary)}) are therefore their own"
+        f"{_whose(summary)} {_misses(misses, label)} (of {_observed(summary)}) "
+        f"{'is' if misses == 1 else 'are'} therefore their own"
     )
 
 
 def _none_clause(summary: dict[str, Any], label: str) -> str:
+    """No manager missed the KPI (or none has data for it)."""
     who = "sales manager" if summary["department_id"] == ALL_SALES else "manager"
     where = "" if summary["department_id"] == ALL_SALES else f" of {summary['department']}"
+    if summary["observations"] == 0:
+        return f"no {who}{where} has {label} data"
     return f"no {who}{where} missed {label} ({_observed(summary)})"
 
 
 def _shared_sentence(summary: dict[str, Any], span: str) -> str:
     """The managers' misses of a KPI several service departments answer for."""
     label = _lower(summary["label"])
+    misses, coinciding = summary["misses"], summary["coinciding"]
+    where = (
+        "a month in which the service department responsible that month "
+        f"({summary['responsible']}) missed its level"
+    )
+    if misses == 1:
+        fell = "fell" if coinciding else "did not fall"
+        whose = _whose(summary, capital=True)
+        return f"{whose} {_misses(1, label)} in {span} {fell} in {where}."
     return (
         f"{fmt(summary['share'], 'share')} of {_whose(summary)} misses of {label} in {span} "
-        f"({fmt(summary['coinciding'], 'count')} of {fmt(summary['misses'], 'count')}) fell in a "
-        f"month in which the service department responsible for them ({summary['responsible']}) "
-        "missed its level."
+        f"({fmt(coinciding, 'count')} of {fmt(misses, 'count')}) fell in {where}."
     )
 
 
-def _whose(summary: dict[str, Any]) -> str:
+def _misses(count: int, label: str) -> str:
+    """``1 miss of on-time delivery``, ``3 misses of on-time delivery``."""
+    return f"{fmt(count, 'count')} {'miss' if count == 1 else 'misses'} of {label}"
+
+
+def _whose(summary: dict[str, Any], capital: bool = False) -> str:
+    """Whose misses: ``the sales managers'`` (``The`` to open a sentence), ``North's managers'``."""
     if summary["department_id"] == ALL_SALES:
-        return "the sales managers'"
+        return f"{'The' if capital else 'the'} sales managers'"
     return f"{summary['department']}'s managers'"
 
 
@@ -510,12 +538,14 @@ def coinciding_table(coinciding: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Columns Sales department, KPI, Responsible, Managers' misses, In a month the service
-        department missed, Share (``no misses`` without misses) and Manager-months with data,
-        every cell a string.
+        department missed, Share (``no misses`` without misses, ``no data`` without
+        manager-months with data) and Manager-months with data, every cell a string.
     """
     rows = []
     for row in coinciding.to_dict("records"):
         share = fmt(row["share"], "share") if row["misses"] else "no misses"
+        if not row["observations"]:
+            share = NO_DATA
         rows.append(
             [
                 str(row["department"]),
