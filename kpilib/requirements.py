@@ -363,7 +363,12 @@ def _level_sentence(
             "on a service department."
         )
     those = "those months" if len(missed) > 1 else "that month"
-    return f"{sentence}; {_coinciding_clause(summary, label, those)}."
+    clause = _coinciding_clause(summary, label, those)
+    if summary["misses"] > 1 and len(missed) < len(known):
+        # Misses spread evenly over the months would fall there this often by chance alone.
+        chance = len(missed) / len(known)
+        clause += f" (spread evenly over the months, {fmt(chance, 'share')} would)"
+    return f"{sentence}; {clause}."
 
 
 def _only_month(row: pd.Series, span: str, periods: list[pd.Period], unit: str) -> str:

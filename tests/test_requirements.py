@@ -298,14 +298,16 @@ def test_the_demo_sentences_name_the_slip_months_and_the_share_of_misses_in_them
         f"(July {fmt(values['on_time_delivery', QUARTER[0]], 'share')}, August "
         f"{fmt(values['on_time_delivery', QUARTER[1]], 'share')}); "
         f"{fmt(on_time['share'], 'share')} of the sales managers' misses of on-time delivery "
-        f"({on_time['coinciding']} of {on_time['misses']}) fell in those months."
+        f"({on_time['coinciding']} of {on_time['misses']}) fell in those months (spread evenly "
+        "over the months, 66.7% would)."
     )
     assert sentences[1] == (
         "Logistics missed the fulfilment days level (at most 4.0 days) in 2 of 3 months of 2026Q3 "
         f"(July {fmt(values['fulfilment_days', QUARTER[0]], 'days')}, August "
         f"{fmt(values['fulfilment_days', QUARTER[1]], 'days')}); "
         f"{fmt(days['share'], 'share')} of the sales managers' misses of fulfilment days "
-        f"({days['coinciding']} of {days['misses']}) fell in those months."
+        f"({days['coinciding']} of {days['misses']}) fell in those months (spread evenly over "
+        "the months, 66.7% would)."
     )
     response = total.loc["response_hours"]
     worst = values.loc["response_hours"].idxmax()
@@ -377,7 +379,8 @@ def test_a_department_history_has_no_company_total_and_counts_its_misses_singly(
     on_time = coinciding.iloc[0]
     assert sentences[0].endswith(
         f"{fmt(on_time['share'], 'share')} of North's managers' misses of on-time delivery "
-        f"({on_time['coinciding']} of {on_time['misses']}) fell in those months."
+        f"({on_time['coinciding']} of {on_time['misses']}) fell in those months (spread evenly "
+        "over the months, 66.7% would)."
     )
     response = coinciding.iloc[2]
     misses = response["misses"]
@@ -492,10 +495,10 @@ def test_the_small_sentences_read_with_their_numbers(plain):
     assert [
         "Logistics missed the on-time delivery level (at least 95.0%) in 1 of 2 months of March "
         "to April 2025 (March 50.0%); 66.7% of the sales managers' misses of on-time delivery "
-        "(2 of 3) fell in that month.",
+        "(2 of 3) fell in that month (spread evenly over the months, 50.0% would).",
         "Logistics missed the fulfilment days level (at most 4.0 days) in 1 of 2 months of March "
         "to April 2025 (March 5.0 days); 50.0% of the sales managers' misses of fulfilment days "
-        "(1 of 2) fell in that month.",
+        "(1 of 2) fell in that month (spread evenly over the months, 50.0% would).",
         "Requests without a responsible department met the response hours level (at most 8.0 h) "
         "in March (6.8 h), the only month of March to April 2025 with data; the sales managers' "
         "1 miss of response hours (of 2 manager-months with data) is therefore their own.",
@@ -561,7 +564,8 @@ SHARED = (
         ("missed", ("north", 1, 0, 2), MISSED_MARCH
          + "North's managers' 1 miss of on-time delivery did not fall in that month."),
         ("missed", ("north", 2, 1, 3), MISSED_MARCH
-         + "50.0% of North's managers' misses of on-time delivery (1 of 2) fell in that month."),
+         + "50.0% of North's managers' misses of on-time delivery (1 of 2) fell in that month "
+         + "(spread evenly over the months, 50.0% would)."),
         ("missed", ("north", 0, 0, 1), MISSED_MARCH
          + "no manager of North missed on-time delivery (1 manager-month with data)."),
         ("missed", ("north", 0, 0, 0), MISSED_MARCH
