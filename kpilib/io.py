@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from kpilib.errors import DataContractError, KpiError, ParamsError
+from kpilib.errors import DataContractError, ParamsError
 from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES
 from kpilib.validation import validate_tables
 
@@ -174,7 +174,7 @@ def read_json(path: Path) -> Any:
 
 def read_recorded_results(
     reports_dir: Path, months: Sequence[pd.Period], department_ids: Sequence[str]
-) -> dict[tuple[pd.Period, str], dict]:
+) -> dict[tuple[pd.Period, str], dict | str]:
     """The recorded results of monthly runs: ``monthly/<YYYY-MM>/<department_id>.kpis.json``.
 
     Numbers are read exactly as written (a target written as 0.15 reads back as 0.15).
@@ -186,13 +186,11 @@ def read_recorded_results(
 
     Returns:
         The parsed file of each (month, department) that has one; months and departments without
-        a file are simply not in the result.
-
-    Raises:
-        KpiError: A file exists but cannot be read, is not valid JSON or not a JSON object
-            (naming the file).
+        a file are simply not in the result. A file that cannot be read, is not valid JSON or
+        not a JSON object is given as the text of the problem (naming the file) instead: one
+        broken file must not stop a report that only reads them for their history.
     """
-    recorded: dict[tuple[pd.Period, str], dict] = {}
+    recorded: dict[tuple[pd.Period, str], dict | str] = {}
     for month in months:
         for department_id in department_ids:
             path = reports_dir / "monthly" / f"{month:%Y-%m}" / f"{department_id}.kpis.json"
@@ -201,8 +199,10 @@ def read_recorded_results(
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise KpiError(f"Cannot read the recorded results {path}: {exc}") from exc
+                recorded[(month, department_id)] = f"cannot read {path.name}: {exc}"
+                continue
             if not isinstance(data, dict):
-                raise KpiError(f"The recorded results {path} are not a JSON object.")
+                recorded[(month, department_id)] = f"{path.name} is not a JSON object"
+                continue
             recorded[(month, department_id)] = data
     return recorded

@@ -155,7 +155,7 @@ def _recorded_scheme(
 
 
 def schemes_in_use(
-    recorded: Mapping[tuple[pd.Period, str], dict],
+    recorded: Mapping[tuple[pd.Period, str], dict | str],
     months: Sequence[pd.Period],
     department_ids: Sequence[str],
     current: Scheme,
@@ -172,9 +172,9 @@ def schemes_in_use(
     Returns:
         One entry per department and month: departments in the order given, months oldest first.
 
-    Raises:
-        KpiError: A recorded scheme is invalid, or a file names another month or department
-            (naming the month and department).
+    A file that cannot be read (given as the text of its problem), a recorded scheme that no
+    longer validates, or a file naming another month or department is not used: the current file
+    stands in and the source says why.
     """
     in_use = []
     for department_id in department_ids:
@@ -183,12 +183,19 @@ def schemes_in_use(
             where = f"reports/monthly/{month:%Y-%m}/{department_id}.kpis.json"
             if record is None:
                 reason = f"no recorded report for {month:%Y-%m}"
+            elif isinstance(record, str):
+                reason = f"the recorded report for {month:%Y-%m} is unusable: {record}"
             elif record.get("scheme_definition") is None:
                 reason = f"the recorded report for {month:%Y-%m} does not record its scheme"
             else:
-                scheme = _recorded_scheme(record, month, department_id, where)
-                in_use.append(SchemeInUse(month, department_id, scheme, f"recorded in {where}"))
-                continue
+                try:
+                    scheme = _recorded_scheme(record, month, department_id, where)
+                except KpiError as error:
+                    reason = f"the recorded report is unusable: {str(error).splitlines()[0]}"
+                else:
+                    source = f"recorded in {where}"
+                    in_use.append(SchemeInUse(month, department_id, scheme, source))
+                    continue
             in_use.append(
                 SchemeInUse(month, department_id, current, f"current scheme file ({reason})")
             )
@@ -378,7 +385,8 @@ def scheme_changes(in_use: Sequence[SchemeInUse]) -> pd.DataFrame:
     for department_id, items in by_department.items():
         ordered = sorted(items, key=lambda item: item.month)
         for before, after in zip(ordered, ordered[1:], strict=False):
-            if before.scheme != after.scheme:
+            # A month read with the current file says nothing of what changed around it.
+            if before.recorded and after.recorded and before.scheme != after.scheme:
                 rows.extend(_scheme_changes(department_id, after.month, before.scheme,
                                             after.scheme))  # fmt: skip
     frame = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
@@ -783,8 +791,7 @@ def _fallback_sentence(
     ]
     return (
         f"No recorded report gives the scheme in use for {'; '.join(parts)}, so {stands_in} "
-        "there: changes to and from those months compare with the current file, which need not "
-        "be the scheme those months ran on."
+        "there, and changes of targets and weights to and from those months cannot be seen."
     )
 
 
