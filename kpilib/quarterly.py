@@ -43,7 +43,7 @@ from kpilib.links import (
     links_table,
     verdict_table,
 )
-from kpilib.metrics import sales_departments
+from kpilib.metrics import first_month, sales_departments
 from kpilib.params import Scheme, load_scheme, validate_report_parameters
 from kpilib.periods import months_ending, quarter_months, resolve_quarter
 from kpilib.pilot import (
@@ -173,8 +173,15 @@ def prepare_quarterly(**parameters: Any) -> QuarterlyReport:
         )
     quarter = resolve_quarter(params.period, crm)
     months = tuple(quarter_months(quarter))
-    window = tuple(months_ending(months[-1], params.link_months))
-    scored = months_ending(months[-1], params.link_months + MAX_LAG)
+    start = first_month(crm)
+    if months[0] < start:
+        raise ParamsError(
+            f"Quarter {quarter} begins before the data, which starts in {start:%Y-%m}: "
+            "choose a quarter the data covers whole."
+        )
+    # The links are judged over the months the data holds, at most `link_months` of them.
+    window = tuple(m for m in months_ending(months[-1], params.link_months) if m >= start)
+    scored = [m for m in months_ending(months[-1], params.link_months + MAX_LAG) if m >= start]
     history = score_months(crm, scheme, scored, department, QUARTERLY_METRICS)
     return QuarterlyReport(
         params=params,
@@ -291,7 +298,11 @@ def findings(report: QuarterlyReport, result: Verification) -> list[str]:
         sentences.append(_no_pilot_sentence(report))
     sentences += requirement_sentences(result.compliance, result.coinciding, report.months)
     sentences += stability_sentences(
-        result.schemes, result.changes, result.monthly_attainment, report.quarter
+        result.schemes,
+        result.changes,
+        result.monthly_attainment,
+        report.quarter,
+        currency=report.currency,
     )
     return [s for s in sentences if s]
 
@@ -314,11 +325,6 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
     """How many KPIs got each verdict, in the order keep, re-weight, drop, cannot judge."""
     counts = verdicts["verdict"].value_counts()
     return {v: int(counts.get(v, 0)) for v in ("keep", "re-weight", "drop", "cannot judge")}
-
-
-def verdict_summary(verdicts: pd.DataFrame) -> str:
-    """``3 keep, 1 re-weight, 2 drop`` (verdicts given to no KPI are left out)."""
-    return ", ".join(f"{n} {v}" for v, n in verdict_counts(verdicts).items() if n)
 
 
 # --- header, provenance, machine-readable results ------------------------------------------------

@@ -65,6 +65,7 @@ def test_the_default_quarter_is_the_latest_complete_one(source):
     [
         ({"period": "2026Q4"}, "Quarter 2026Q4 is not complete in the data"),
         ({"period": "2026-09"}, "not a quarter in the form YYYYQn"),
+        ({"period": "2024Q2"}, "Quarter 2024Q2 begins before the data, which starts in 2024-05"),
         ({"department": "logistics"}, "'logistics' is not a sales department"),
         ({"link_months": 3}, "link_months"),
         ({"colour": "red"}, "colour"),
@@ -73,6 +74,13 @@ def test_the_default_quarter_is_the_latest_complete_one(source):
 def test_invalid_parameters_are_refused_with_a_clear_message(source, parameters, message):
     with pytest.raises(ParamsError, match=message):
         _prepare(source, **parameters)
+
+
+def test_a_quarter_near_the_start_of_the_data_judges_only_the_months_it_holds(source):
+    report = _prepare(source, period="2024Q3", department="north")
+    assert pd.period_range("2024-05", "2024-09", freq="M").tolist() == list(report.window)
+    assert report.window == report.history.months
+    assert "2024-05 to 2024-09 (5 months)" in quarterly.report_header(report).data
 
 
 def test_the_company_wide_report_covers_every_sales_department(company):
