@@ -11,7 +11,8 @@ target is **justified** when the tier meets it about as often as the other tiers
 within `JUSTIFIED_WITHIN` (15 percentage points). A higher bar for stars is fair when stars clear
 it as often as the others clear theirs; when they clear it much less often the bar is set beyond
 what they do, and when much more often it asks less of them than the others' target asks of the
-others. With fewer than `tuning.MIN_OBSERVATIONS` manager-months with data in either group there
+others. With fewer than `tuning.MIN_OBSERVATIONS` manager-months with data in either group, or
+fewer than `MIN_TIER_MANAGERS` managers in the tier (one star's luck is not a tier's history), there
 is too little history to judge. The tier target that would be met as often as the others meet
 theirs is read from the tier's own history and rounded as tuning rounds its proposals.
 """
@@ -42,6 +43,7 @@ from kpilib.tuning import (
 )
 
 JUSTIFIED_WITHIN = 0.15  # a tier meeting its target within this share of the others is justified
+MIN_TIER_MANAGERS = 3  # managers a tier needs before its own target is judged
 QUANTILES = {"p10": 0.10, "p25": 0.25, "median": 0.50, "p75": 0.75, "p90": 0.90}
 
 ATTAINMENT_COLUMNS = [
@@ -66,6 +68,7 @@ JUSTIFICATION_COLUMNS = [
     "tier_target",
     "others_target",
     "tier_n",
+    "tier_managers",
     "others_n",
     "tier_share_met",
     "others_share_met",
@@ -264,7 +267,8 @@ def _justify(
     other_values = attainment_space(others, kpi.target.type).dropna()
     tier_share, others_share = _share_met(mine), _share_met(others)
     target, share = _equal_share_target(kpi, mine_values, others_share)
-    enough = min(len(mine), len(others)) >= MIN_OBSERVATIONS
+    managers = int(mine["manager_id"].nunique()) if "manager_id" in mine else 0
+    enough = min(len(mine), len(others)) >= MIN_OBSERVATIONS and managers >= MIN_TIER_MANAGERS
     justified = abs(tier_share - others_share) <= JUSTIFIED_WITHIN if enough else None
     row = {
         "kpi": kpi.key,
@@ -275,6 +279,7 @@ def _justify(
         "tier_target": kpi.target.value_for(tier),
         "others_target": kpi.target.value,
         "tier_n": len(mine),
+        "tier_managers": managers,
         "others_n": len(others),
         "tier_share_met": tier_share,
         "others_share_met": others_share,
@@ -308,8 +313,9 @@ def _sentence(row: dict, kpi: Kpi, currency: str) -> str:
     )
     if row["justified"] is None:
         return (
-            f"{opening} Too little history to judge the tier's own target (fewer than "
-            f"{MIN_OBSERVATIONS} manager-months with data in a group)."
+            f"{opening} Too little history to judge the tier's own target ({row['tier_managers']} "
+            f"{str(row['tier'])} manager(s); at least {MIN_TIER_MANAGERS} managers and "
+            f"{MIN_OBSERVATIONS} manager-months with data in each group are needed)."
         )
     stricter = (row["tier_target"] > row["others_target"]) == (kpi.direction == "higher")
     kind = (

@@ -396,3 +396,16 @@ def test_the_demo_quarter_has_every_manager_month_in_its_tier_group(company_year
         row_of(attainment, "manager_sales_growth", "other tiers")["n"],
         row_of(attainment, "department_sales_increase")["n"],
     )
+
+
+def test_one_star_is_too_few_to_judge_the_star_target(source):
+    # North has one star: twelve of her months are one person's luck, not a tier's history.
+    scheme = load_scheme(paths.DEFAULT_SCHEME)
+    months = months_ending(pd.Period("2026-09", "M"), 12)
+    history = score_months(read_source(source), scheme, months, "north")
+    row = row_of(
+        tier_justification(history, scheme, history.months), "manager_sales_growth", "star"
+    )
+    assert (1, 12) == (row["tier_managers"], row["tier_n"])
+    assert pd.isna(row["justified"])
+    assert "Too little history to judge the tier's own target (1 star manager(s)" in row["sentence"]
