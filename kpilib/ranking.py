@@ -17,7 +17,10 @@ The rules look at gaps rather than at fixed bands ("upper half by score, bottom 
 profit") because such a manager's score is ordinary rather than outstanding, and in a weak quarter
 low: it is the profit that falls far behind what the score credits.
 
-The group is the managers with both a score and a net profit over the months; ranks count from 1
+Net profit is ranked per month worked (the sum over the months with a score, divided by their
+number), as the score is a mean: a manager hired in the quarter's last month is not ranked low for
+the months before they came. The group is the managers with both a score and a net profit over the
+months; ranks count from 1
 (the best), tied managers share the better rank. How well the two rankings agree is Spearman's rank
 correlation with a 95% confidence interval from Fisher's z transform, with the variance
 ``1.06 / (n - 3)`` that Fieller, Hartley and Pearson give for a rank correlation.
@@ -56,6 +59,7 @@ RANK_COLUMNS = [
     "net_profit",
     "revenue",
     "extra_costs",
+    "profit_per_month",
     "margin",
     "extra_cost_share",
     "score_rank",
@@ -126,8 +130,11 @@ def score_profit_ranks(history: ScoreHistory, months: Sequence[pd.Period]) -> pd
     )
     ranks = people.reset_index().merge(_sums(history, chosen), on="manager_id", how="left")
     revenue = ranks["revenue"].where(ranks["revenue"] > 0)
+    worked = ranks["months"].where(ranks["months"] > 0)
     ranks = ranks.assign(
-        margin=ranks["net_profit"] / revenue, extra_cost_share=ranks["extra_costs"] / revenue
+        profit_per_month=ranks["net_profit"] / worked,
+        margin=ranks["net_profit"] / revenue,
+        extra_cost_share=ranks["extra_costs"] / revenue,
     )
     group = ranks["score"].notna() & ranks["net_profit"].notna()
     size = int(group.sum())
@@ -136,7 +143,7 @@ def score_profit_ranks(history: ScoreHistory, months: Sequence[pd.Period]) -> pd
         values = ranks[column].where(group).rank(ascending=False, method="min")
         return values.astype("Int64")
 
-    ranks = ranks.assign(score_rank=rank("score"), profit_rank=rank("net_profit"))
+    ranks = ranks.assign(score_rank=rank("score"), profit_rank=rank("profit_per_month"))
     behind = ranks["profit_rank"] - ranks["score_rank"] >= min_gap(size)
     thin = ranks["margin"] <= ranks["margin"].where(group).median() - MARGIN_GAP
     flagged = behind.fillna(False).astype(bool) | (thin.fillna(False).astype(bool) & group)
@@ -176,7 +183,7 @@ def rank_agreement(ranks: pd.DataFrame) -> RankAgreement:
             f"Only {n} manager(s) have both a KPI score and a net profit, too few to say "
             f"whether the score ranks managers as profit does (at least {MIN_MANAGERS} needed).",
         )
-    if group["score"].nunique() < 2 or group["net_profit"].nunique() < 2:
+    if group["score"].nunique() < 2 or group["profit_per_month"].nunique() < 2:
         return RankAgreement(
             math.nan,
             math.nan,
@@ -185,7 +192,7 @@ def rank_agreement(ranks: pd.DataFrame) -> RankAgreement:
             f"All {n} managers have the same KPI score or the same net profit, so the two "
             "cannot be compared by rank.",
         )
-    rho = float(group["score"].rank().corr(group["net_profit"].rank()))
+    rho = float(group["score"].rank().corr(group["profit_per_month"].rank()))
     z = math.atanh(min(max(rho, -1 + 1e-12), 1 - 1e-12))
     half = Z_95 * math.sqrt(SPEARMAN_VARIANCE / (n - 3))
     low, high = math.tanh(z - half), math.tanh(z + half)
@@ -319,8 +326,9 @@ def ranking_table(ranks: pd.DataFrame, currency: str) -> pd.DataFrame:
         currency: Currency of money.
 
     Returns:
-        Columns Score rank, Manager, Department, Tier, KPI score, Net profit, Profit rank,
-        Revenue, Net margin, Technical hours (their cost as a share of revenue) and Flag, every
+        Columns Score rank, Manager, Department, Tier, Months, KPI score, Net profit, Net profit
+        a month, Profit rank, Revenue, Net margin, Technical hours cost (a share of revenue) and
+        Flag, every
         cell a string.
     """
 
@@ -333,12 +341,14 @@ def ranking_table(ranks: pd.DataFrame, currency: str) -> pd.DataFrame:
             "Manager": ranks["name"].fillna(ranks["manager_id"]).astype(str).to_list(),
             "Department": ranks["department_id"].astype(str).to_list(),
             "Tier": ranks["tier"].fillna(NO_DATA).astype(str).to_list(),
+            "Months": [str(int(v)) for v in ranks["months"]],
             "KPI score": [fmt(v, "share") for v in ranks["score"]],
             "Net profit": [fmt(v, "money", currency) for v in ranks["net_profit"]],
+            "Net profit a month": [fmt(v, "money", currency) for v in ranks["profit_per_month"]],
             "Profit rank": rank(ranks["profit_rank"]),
             "Revenue": [fmt(v, "money", currency) for v in ranks["revenue"]],
             "Net margin": [fmt(v, "share") for v in ranks["margin"]],
-            "Technical hours": [fmt(v, "share") for v in ranks["extra_cost_share"]],
+            "Technical hours cost": [fmt(v, "share") for v in ranks["extra_cost_share"]],
             "Flag": ["score high, profit low" if f else "" for f in ranks["flagged"]],
         },
         dtype="str",

@@ -128,7 +128,8 @@ def test_ranks_hold_one_row_per_manager_with_sums_and_ratios(ranks):
 
 def test_score_and_profit_ranks_and_the_flags_are_as_worked_out(ranks):
     assert [1, 2, 3, 4, 5, 6, 7, 8] == ranks["score_rank"].to_list()
-    assert [1, 7, 2, 3, 4, 5, 8, 6] == ranks["profit_rank"].to_list()
+    # Profit a month worked: a 50, b 10, c 45, d 30, e 20, f 15, g 5, h 25 (one month).
+    assert [1, 7, 2, 3, 5, 6, 8, 4] == ranks["profit_rank"].to_list()
     assert ["b", "g"] == ranks.loc[ranks["flagged"], "manager_id"].to_list()
 
 
@@ -204,15 +205,15 @@ def test_ranking_does_not_change_the_history():
 
 
 def test_rank_agreement_is_spearmans_rho_with_a_fisher_z_interval(ranks):
-    # Rank differences 0, -5, 1, 1, 1, 1, -1, 2: sum of squares 34; rho = 1 - 6*34/(8*63).
-    rho = 1 - 6 * 34 / (8 * 63)
+    # Rank differences 0, -5, 1, 1, 0, 0, -1, 4: sum of squares 44; rho = 1 - 6*44/(8*63).
+    rho = 1 - 6 * 44 / (8 * 63)
     half = Z_95 * math.sqrt(SPEARMAN_VARIANCE / 5)
     agreement = rank_agreement(ranks)
     assert (pytest.approx(rho), 8) == (agreement.rho, agreement.n)
-    assert pytest.approx(spearmanr(ranks["score"], ranks["net_profit"]).statistic) == rho
+    assert pytest.approx(spearmanr(ranks["score"], ranks["profit_per_month"]).statistic) == rho
     assert pytest.approx(math.tanh(math.atanh(rho) - half)) == agreement.low
     assert pytest.approx(math.tanh(math.atanh(rho) + half)) == agreement.high
-    assert "rank correlation 0.60 (95% CI \u22120.21 to 0.92) over 8 managers" in agreement.sentence
+    assert "rank correlation 0.48 (95% CI \u22120.37 to 0.89) over 8 managers" in agreement.sentence
     assert "no link at all cannot be ruled out" in agreement.sentence
 
 
@@ -292,19 +293,21 @@ def test_the_table_is_text_in_score_rank_order(ranks):
         "Manager",
         "Department",
         "Tier",
+        "Months",
         "KPI score",
         "Net profit",
+        "Net profit a month",
         "Profit rank",
         "Revenue",
         "Net margin",
-        "Technical hours",
+        "Technical hours cost",
         "Flag",
     ] == list(table.columns)
     assert all(isinstance(v, str) for v in table.to_numpy().ravel())
     assert ["2", "Boris", "90.0%", "20,000 RUB", "7", "30.0%", "score high, profit low"] == [
         table.at[1, c]
         for c in ("Score rank", "Manager", "KPI score", "Net profit", "Profit rank",
-                  "Technical hours", "Flag")
+                  "Technical hours cost", "Flag")
     ]  # fmt: skip
 
 
@@ -362,3 +365,16 @@ def test_company_wide_score_and_profit_rank_managers_alike_in_2026q3(demo_histor
     agreement = rank_agreement(ranks)
     assert 28 == agreement.n
     assert 0 < agreement.low < agreement.rho < agreement.high
+
+
+def test_a_manager_hired_in_the_last_month_is_ranked_on_the_months_worked():
+    # n joins in February: 48 a month is second only to a (50 a month), though her 48 over the
+    # two months is less than a's 100, c's 90 or d's 60 (ranked on those, 4th: flagged).
+    jan = [("a", "north", "regular", "A", 0.9, 150e3, 50e3, 0),
+           ("c", "north", "regular", "C", 0.8, 102e3, 45e3, 0),
+           ("d", "north", "regular", "D", 0.7, 50e3, 30e3, 0)]  # fmt: skip
+    feb = [*jan, ("n", "north", "regular", "N", 0.95, 100e3, 48e3, 0)]
+    ranks = score_profit_ranks(history_from([card(JAN, jan), card(FEB, feb)]), [JAN, FEB])
+    n = ranks.set_index("manager_id").loc["n"]
+    assert (1, 48e3, 1, 2) == (n["months"], n["net_profit"], n["score_rank"], n["profit_rank"])
+    assert not ranks["flagged"].any()
