@@ -474,8 +474,9 @@ def verdict_table(verdicts: pd.DataFrame, currency: str) -> pd.DataFrame:
         currency: Of the money effects.
 
     Returns:
-        Columns KPI, Weight, Drives, Expected sign, Found sign, Verdict, Evidence, Effect per
-        manager-month, Relative effect, Manager-months and Finding, every cell a string;
+        Columns KPI, Weight, Drives, Expected sign, Found sign, Verdict, When, Effect per
+        manager-month, Relative effect and Manager-months, every cell a string (the verdict's
+        sentence is a finding of the report);
         effects carry their 95% intervals, adjusted for looking at 3 lags (`links_note`).
     """
     rows = []
@@ -493,12 +494,11 @@ def verdict_table(verdicts: pd.DataFrame, currency: str) -> pd.DataFrame:
                 _money_cell(row, currency) if has else NO_DATA,
                 _relative_cell(row) if has else NO_DATA,
                 fmt(row["n"], "count"),
-                row["sentence"],
             ]
         )
     columns = [
-        "KPI", "Weight", "Drives", "Expected sign", "Found sign", "Verdict", "Evidence",
-        "Effect per manager-month", "Relative effect", "Manager-months", "Finding",
+        "KPI", "Weight", "Drives", "Expected sign", "Found sign", "Verdict", "When",
+        "Effect per manager-month", "Relative effect", "Manager-months",
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns, dtype="str")
 

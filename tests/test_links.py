@@ -512,15 +512,15 @@ def test_tables_are_text_with_intervals_and_leave_names_unescaped():
     verdicts = kpi_verdicts(links.loc[links["lag"].eq(0)], scheme)
     table = verdict_table(verdicts, "RUB")
     assert [
-        "KPI", "Weight", "Drives", "Expected sign", "Found sign", "Verdict", "Evidence",
-        "Effect per manager-month", "Relative effect", "Manager-months", "Finding",
+        "KPI", "Weight", "Drives", "Expected sign", "Found sign", "Verdict", "When",
+        "Effect per manager-month", "Relative effect", "Manager-months",
     ] == list(table.columns)  # fmt: skip
     assert all(str(dtype) == "str" for dtype in table.dtypes)
     row = table.iloc[0]
     assert ("<b>Deals</b> & $ales", "100.0%", "Net profit") == (row["KPI"], row["Weight"],
                                                                  row["Drives"])  # fmt: skip
     assert ("+", "keep", "in the same month") == (row["Found sign"], row["Verdict"],
-                                                  row["Evidence"])  # fmt: skip
+                                                  row["When"])  # fmt: skip
     assert row["Effect per manager-month"].startswith("+200,000 RUB (+")
     assert row["Relative effect"].startswith("+11.6% (+")
     wide = links_table(links, "RUB")
@@ -540,7 +540,7 @@ def test_tables_show_why_a_link_cannot_be_judged():
     assert "not estimable" == wide["Same month"].iloc[0]
     assert wide["Not estimable because"].iloc[0].startswith("too little data to judge: only 24")
     row = verdict_table(kpi_verdicts(links, scheme), "RUB").iloc[0]
-    assert (NO_DATA, "none", "cannot judge") == (row["Relative effect"], row["Evidence"],
+    assert (NO_DATA, "none", "cannot judge") == (row["Relative effect"], row["When"],
                                                  row["Verdict"])  # fmt: skip
 
 
