@@ -122,6 +122,7 @@ class QuarterlyReport:
         department_id: The department, or None for the company-wide report.
         departments: The sales departments the report covers.
         history: Every month of the window and the `MAX_LAG` months before it, scored.
+        quarter_scores: The same history restricted to the quarter's months.
     """
 
     params: QuarterlyParams
@@ -135,6 +136,7 @@ class QuarterlyReport:
     department_name: str
     departments: tuple[str, ...]
     history: ScoreHistory
+    quarter_scores: ScoreHistory
 
     @property
     def currency(self) -> str:
@@ -145,10 +147,6 @@ class QuarterlyReport:
     def report_id(self) -> str:
         """The department id, or ``company`` for the company-wide report."""
         return self.department_id or COMPANY
-
-    def quarter_history(self) -> ScoreHistory:
-        """The history restricted to the quarter's months."""
-        return history_from([self.history.card(month) for month in self.months])
 
 
 def prepare_quarterly(**parameters: Any) -> QuarterlyReport:
@@ -195,6 +193,7 @@ def prepare_quarterly(**parameters: Any) -> QuarterlyReport:
         department_name=_name(params, departments, department),
         departments=tuple([department] if department else known),
         history=history,
+        quarter_scores=history_from([history.card(month) for month in months]),
     )
 
 
@@ -246,7 +245,7 @@ class Verification:
 
 def verify(report: QuarterlyReport) -> Verification:
     """Run every analysis of the quarterly verification on the report's data."""
-    quarter = report.quarter_history()
+    quarter = report.quarter_scores
     links = kpi_links(report.history, report.scheme, report.window)
     ranks = score_profit_ranks(quarter, report.months)
     # The month before the quarter too, so that a change made at the quarter's start shows.
@@ -394,7 +393,7 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
 
 def quarterly_json(report: QuarterlyReport, result: Verification) -> dict[str, Any]:
     """The report's machine-readable results (``<department>.kpis.json``)."""
-    quarter = report.quarter_history()
+    quarter = report.quarter_scores
     covered = quarter.departments["department_id"].isin(report.departments)
     departments = quarter.departments.loc[covered]
     metrics = pd.concat([card.department_metrics for card in quarter.cards])
@@ -497,7 +496,7 @@ def tiers_view(result: Verification, currency: str) -> Styler | HTML:
 
 def attainment_figure(report: QuarterlyReport) -> ReportFigure:
     """Share of managers meeting each KPI, month by month of the quarter."""
-    return attainment_chart(report.quarter_history(), report.scheme, report.months)
+    return attainment_chart(report.quarter_scores, report.scheme, report.months)
 
 
 def pilot_views(report: QuarterlyReport, result: Verification) -> list[Any]:
