@@ -29,6 +29,26 @@ def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
+def is_known(value: object) -> bool:
+    """Whether a value is data: not None, NA or NaN."""
+    return not _missing(value)
+
+
+def listing(items: Sequence[str]) -> str:
+    """Names in a sentence: ``North``, ``North and South``, ``North, South and West``."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def in_sentence(label: str) -> str:
+    """A label inside a sentence: ``New clients`` reads ``new clients``; ``CRM leads`` stays."""
+    if len(label) > 1 and label[0].isupper() and label[1].islower():
+        return label[0].lower() + label[1:]
+    return label
+
+
 def fmt(value: object, unit: str, currency: str = "RUB") -> str:
     """A value in its unit for people: ``1,234,567 RUB``, ``95.2%``, ``3.4 days``, ``no data``."""
     if _missing(value):

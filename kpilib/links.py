@@ -54,7 +54,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import PercentFormatter
 
-from kpilib.display import NO_DATA, fmt, fmt_compact, fmt_signed
+from kpilib.display import NO_DATA, fmt, fmt_compact, fmt_signed, is_known
 from kpilib.history import ScoreHistory
 from kpilib.params import Kpi, Scheme
 from kpilib.plots import PALETTE, ReportFigure, literal, new_figure
@@ -380,7 +380,7 @@ def _judge(label: str, result: str, rows: pd.DataFrame) -> tuple[str, dict[str, 
             ),
         )
     bounds = [row["relative_high"] for row in known]
-    if not above and all(_known(bound) for bound in bounds) and max(bounds) < MATERIAL:
+    if not above and all(is_known(bound) for bound in bounds) and max(bounds) < MATERIAL:
         loosest = max(known, key=lambda row: row["relative_high"])
         most = fmt_signed(loosest["relative_high"], "share")
         return (
@@ -420,14 +420,6 @@ def _keep_sentence(label: str, what: str, best: dict[str, Any], known: list[dict
     )
 
 
-def _known(value: object) -> bool:
-    return (
-        value is not None
-        and value is not pd.NA
-        and not (isinstance(value, float) and math.isnan(value))
-    )
-
-
 def _when(row: dict[str, Any]) -> str:
     """When the result follows the flag: ``in the same month``, ``one month later``, ..."""
     return _LAG_WORDS.get(int(row["lag"]), f"{int(row['lag'])} months later")
@@ -435,13 +427,13 @@ def _when(row: dict[str, Any]) -> str:
 
 def _size(row: dict[str, Any], direction: str) -> str:
     """``18.5% more`` (relative when the mean result is positive, else money)."""
-    if _known(row["relative"]):
+    if is_known(row["relative"]):
         return f"{fmt(abs(row['relative']), 'share')} {direction}"
     return f"{fmt_compact(abs(row['effect']), '').strip()} {direction}"
 
 
 def _bound(row: dict[str, Any], side: str) -> str:
-    if _known(row[f"relative_{side}"]):
+    if is_known(row[f"relative_{side}"]):
         return fmt_signed(row[f"relative_{side}"], "share")
     return fmt_signed(row[side], "money", "per manager-month")
 
@@ -449,7 +441,7 @@ def _bound(row: dict[str, Any], side: str) -> str:
 def _range(row: dict[str, Any]) -> str:
     """``between 28.5% lower and 42.0% higher`` (an interval spanning zero, in words)."""
     low, high = row["relative_low"], row["relative_high"]
-    if _known(low) and _known(high):
+    if is_known(low) and is_known(high):
         words = [fmt(abs(value), "share") for value in (low, high)]
     else:
         low, high = row["low"], row["high"]
@@ -481,7 +473,7 @@ def verdict_table(verdicts: pd.DataFrame, currency: str) -> pd.DataFrame:
     """
     rows = []
     for row in verdicts.to_dict("records"):
-        has = _known(row["effect"])
+        has = is_known(row["effect"])
         rows.append(
             [
                 row["label"],
@@ -520,7 +512,7 @@ def _money_cell(row: dict[str, Any], currency: str) -> str:
 
 
 def _relative_cell(row: dict[str, Any]) -> str:
-    if not _known(row["relative"]):
+    if not is_known(row["relative"]):
         return NO_DATA
     return (
         f"{fmt_signed(row['relative'], 'share')} ({fmt_signed(row['relative_low'], 'share')} to "
@@ -672,7 +664,7 @@ def _chart_alt(verdicts: pd.DataFrame, lag_count: int) -> str:
     parts = []
     for row in verdicts.to_dict("records"):
         text = f"{row['label']}: {row['verdict']}"
-        if _known(row["relative"]):
+        if is_known(row["relative"]):
             text += f" ({fmt_signed(row['relative'], 'share')} {_when(row)})"
         parts.append(text)
     return (

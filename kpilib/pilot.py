@@ -53,7 +53,7 @@ import statsmodels.api as sm
 from matplotlib.dates import DateFormatter
 from scipy import stats
 
-from kpilib.display import fmt, month_name
+from kpilib.display import fmt, listing, month_name
 from kpilib.errors import ParamsError
 from kpilib.metrics import (
     METRICS,
@@ -170,14 +170,6 @@ def _first_pilot_month(kpi_since: pd.Timestamp) -> pd.Period:
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _listing(names: Sequence[str]) -> str:
-    """``North``, ``North and South``, ``North, South and West``."""
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _day(date: pd.Timestamp) -> str:
@@ -624,7 +616,7 @@ def recommendation(evaluation: PilotEvaluation, currency: str) -> str:
         )
     rows = e.effects.to_dict("records")
     first = rows[0]
-    others = _listing(e.control_names)
+    others = listing(e.control_names)
     since = _day(e.kpi_since) if e.kpi_since is not None else month_name(e.start)
     text = (
         f"{e.name} has run the KPI system since {since}. Over "
@@ -641,12 +633,12 @@ def recommendation(evaluation: PilotEvaluation, currency: str) -> str:
     bent = [r for r in decisive if r["parallel"] is not True]
     if bent:
         text += (
-            f"Before the start, {e.name}'s {_listing([_apart_phrase(r) for r in bent])}, so the "
+            f"Before the start, {e.name}'s {listing([_apart_phrase(r) for r in bent])}, so the "
             "comparison is not yet trustworthy: part of the change may come from a trend that "
             "began before the KPI system. "
         )
     else:
-        gaps = _listing([_gap_phrase(r) for r in decisive])
+        gaps = listing([_gap_phrase(r) for r in decisive])
         text += (
             f"Before the start, {e.name}'s trends did not differ from the other departments' "
             f"beyond chance (monthly growth gap: {gaps}), so the comparison is trustworthy. "
@@ -666,7 +658,7 @@ def recommendation(evaluation: PilotEvaluation, currency: str) -> str:
         )
     unclear = [r for r in decisive if not (r["low"] > 1 or r["high"] < 1)]
     if not bent and unclear:
-        nouns = _listing([_noun(str(r["metric"])) for r in unclear])
+        nouns = listing([_noun(str(r["metric"])) for r in unclear])
         text += f"The change in {nouns} is not yet distinguishable from chance. "
     return text + (
         f"Recommendation: continue the pilot in {e.name} and evaluate it again after another "
@@ -734,7 +726,7 @@ def pilot_chart(
     label = METRICS[metric].label if metric in METRICS else metric
     data = evaluation.monthly.loc[evaluation.monthly["metric"].eq(metric)]
     data = data.loc[data["treated"].notna() | data["control"].notna()]
-    others = _listing(evaluation.control_names) or "the other departments"
+    others = listing(evaluation.control_names) or "the other departments"
     if data.empty:
         figure = new_figure(8, 2, f"No monthly {label.lower()} to compare for {evaluation.name}.")
         ax = figure.subplots()

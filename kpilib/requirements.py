@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.ticker import PercentFormatter
 
-from kpilib.display import NO_DATA, fmt, fmt_met
+from kpilib.display import NO_DATA, fmt, fmt_met, in_sentence, is_known, listing
 from kpilib.history import ScoreHistory
 from kpilib.metrics import METRICS, sales_departments
 from kpilib.params import Scheme
@@ -170,7 +170,7 @@ def _department_names(history: ScoreHistory) -> dict[str, str]:
     departments = history.departments
     if "name" in departments:
         for department, name in zip(departments["department_id"], departments["name"], strict=True):
-            if department in names and _known(name):
+            if department in names and is_known(name):
                 names[department] = str(name)
     return names
 
@@ -302,7 +302,7 @@ def _unchecked_sentence(compliance: pd.DataFrame, coinciding: pd.DataFrame, kpi:
     rows = compliance.loc[compliance["kpi"].eq(kpi)]
     if rows.empty:
         rows = coinciding.loc[coinciding["kpi"].eq(kpi)]
-    label = _lower(rows["label"].iloc[0])
+    label = in_sentence(rows["label"].iloc[0])
     metric = rows["metric"].iloc[0] if "metric" in rows else None
     table = SERVICE_METRICS[metric].table if metric in SERVICE_METRICS else "deliveries or requests"
     return f"The {label} level cannot be checked: the data holds no {table} for it."
@@ -324,7 +324,7 @@ def _level_sentence(
     first = rows.iloc[0]
     unit = METRICS[first["metric"]].unit
     subject, plural = _subject(first)
-    label = _lower(first["label"])
+    label = in_sentence(first["label"])
     level = f"the {label} level ({_level_text(first['target'], first['polarity'], unit)})"
     known = rows.loc[rows["met"].notna()]
     if known.empty:
@@ -416,7 +416,7 @@ def _none_clause(summary: dict[str, Any], label: str) -> str:
 
 def _shared_sentence(summary: dict[str, Any], span: str) -> str:
     """The managers' misses of a KPI several service departments answer for."""
-    label = _lower(summary["label"])
+    label = in_sentence(summary["label"])
     misses, coinciding = summary["misses"], summary["coinciding"]
     where = (
         "a month in which the service department responsible that month "
@@ -459,13 +459,6 @@ def _subject(row: pd.Series) -> tuple[str, bool]:
 
 def _level_text(target: float, polarity: str, unit: str) -> str:
     return f"{'at least' if polarity == 'higher' else 'at most'} {fmt(target, unit)}"
-
-
-def _lower(label: str) -> str:
-    """A label inside a sentence: ``on-time delivery``, but ``NPS`` stays."""
-    if len(label) > 1 and label[1].isupper():
-        return label
-    return label[:1].lower() + label[1:]
 
 
 def _month(period: pd.Period, periods: list[pd.Period]) -> str:
@@ -515,7 +508,7 @@ def compliance_table(compliance: pd.DataFrame) -> pd.DataFrame:
         by_month = group.set_index("month")
         cells = []
         for month in months:
-            if month not in by_month.index or not _known(by_month.at[month, "actual"]):
+            if month not in by_month.index or not is_known(by_month.at[month, "actual"]):
                 cells.append(NO_DATA)
                 continue
             actual, met = by_month.at[month, "actual"], by_month.at[month, "met"]
@@ -555,7 +548,7 @@ def coinciding_table(coinciding: pd.DataFrame) -> pd.DataFrame:
             [
                 str(row["department"]),
                 str(row["label"]),
-                str(row["responsible"]) if _known(row["responsible"]) else NO_DATA,
+                str(row["responsible"]) if is_known(row["responsible"]) else NO_DATA,
                 fmt(row["misses"], "count"),
                 fmt(row["coinciding"], "count"),
                 share,
@@ -653,7 +646,7 @@ def _chart_alt(compliance: pd.DataFrame, kpis: list[str]) -> str:
             elif missed.empty:
                 facts.append(f"{name} met it every month with data")
             else:
-                listed = _join([f"{month:%B %Y}" for month in missed])
+                listed = listing([f"{month:%B %Y}" for month in missed])
                 facts.append(f"{name} missed it in {listed}")
         parts.append(f"{first['label']} against its level ({level}): {'; '.join(facts)}")
     return "Service levels by month. " + ". ".join(parts) + "."
@@ -667,16 +660,6 @@ def _id_order(department_id: str) -> tuple[bool, str]:
     return department_id == NOT_ASSIGNED, department_id
 
 
-def _join(items: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
 def _flag(flags: pd.Series, value: bool) -> pd.Series:
     """Where a flag (bool, None or NA) has this value; no data has neither value."""
     return flags.astype("boolean").eq(value).fillna(False).astype(bool)
-
-
-def _known(value: object) -> bool:
-    missing = value is None or value is pd.NA
-    return not missing and not (isinstance(value, float) and math.isnan(value))

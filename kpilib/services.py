@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from kpilib.display import NO_DATA, fmt, fmt_met, month_name
+from kpilib.display import NO_DATA, fmt, fmt_met, is_known, month_name
 from kpilib.errors import ParamsError
 from kpilib.metrics import METRICS, deals_with_department, first_month, sales_departments
 from kpilib.params import Scheme
@@ -273,7 +273,7 @@ def service_table(links: pd.DataFrame) -> pd.DataFrame:
     for link in links.to_dict("records"):
         unit = METRICS[link["metric"]].unit
         share = fmt(link["shortfall_share"], "share")
-        if _known(link["actual"]) and not _known(link["shortfall_share"]):
+        if is_known(link["actual"]) and not is_known(link["shortfall_share"]):
             share = "no shortfall"
         rows.append(
             [
@@ -281,7 +281,7 @@ def service_table(links: pd.DataFrame) -> pd.DataFrame:
                 fmt(link["actual"], unit),
                 fmt(link["target"], unit),
                 fmt_met(link["met"]),
-                link["responsible"] if _known(link["responsible"]) else NO_DATA,
+                link["responsible"] if is_known(link["responsible"]) else NO_DATA,
                 fmt(link["service_value"], unit),
                 fmt(link["service_usual"], unit),
                 share,
@@ -706,18 +706,13 @@ def _sentence(
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _known(value: object) -> bool:
-    missing = value is None or value is pd.NA
-    return not missing and not (isinstance(value, float) and math.isnan(value))
-
-
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     """Rows as a frame of the given columns; ``met``, ``slipped`` and ``service_missed`` nullable
     booleans, numbers floats."""
     frame = pd.DataFrame(rows, columns=columns)
     for flag in ("met", "service_missed", "slipped"):
         if flag in frame:
-            values = [bool(v) if _known(v) else None for v in frame[flag]]
+            values = [bool(v) if is_known(v) else None for v in frame[flag]]
             frame[flag] = pd.array(values, dtype="boolean")
     for number in ("actual", "target", "shortfall_share", "service_value", "service_usual"):
         if number in frame:

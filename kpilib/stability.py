@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from kpilib.display import fmt, fmt_signed
+from kpilib.display import fmt, fmt_signed, in_sentence, listing
 from kpilib.errors import KpiError
 from kpilib.history import HISTORY_METRICS, ScoreHistory, history_from
 from kpilib.metrics import METRICS
@@ -551,20 +551,6 @@ def _span(months: Sequence[pd.Period]) -> str:
     return f"from {months[0]:%Y-%m} to {months[-1]:%Y-%m}"
 
 
-def _lower(label: str) -> str:
-    """A label inside a sentence: ``New clients`` reads ``new clients``, ``CRM leads`` stays."""
-    if len(label) > 1 and label[0].isupper() and label[1].islower():
-        return label[0].lower() + label[1:]
-    return label
-
-
-def _listed(items: Sequence[str]) -> str:
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
-
-
 def target_text(value: object, target_type: str | None, metric: str, currency: str) -> str:
     """A stated target for people: ``2``, ``+10.0% over the baseline``, ``95.0%``."""
     if target_type == "relative":
@@ -681,7 +667,7 @@ def _change_sentences(
         if len(owners) == len(departments) > 1:
             subject = "Every department"
         else:
-            subject = _listed([names[d] for d in owners])
+            subject = listing([names[d] for d in owners])
         before = previous[(owners[0], month)].month
 
         def moved(
@@ -715,7 +701,7 @@ def _change_sentences(
                     article = "a" if hard == "harder" else "an"
                     verb, note = ("raised" if rose else "lowered"), f" ({article} {hard} target)"
                 sentences.append(
-                    f"{subject} {verb} the {_lower(label)} target{who} "
+                    f"{subject} {verb} the {in_sentence(label)} target{who} "
                     f"{_target_move(row, currency)} in {month:%Y-%m}{note}; the share of "
                     f"managers{' (all tiers)' if who else ''} meeting it "
                     f"{moved(row['kpi'])}."
@@ -733,17 +719,17 @@ def _change_sentences(
                 )
             elif row["kpi"] == WHOLE_SCHEME:
                 sentences.append(
-                    f"{subject} changed the scheme's {_lower(label)} in {month:%Y-%m} from "
+                    f"{subject} changed the scheme's {in_sentence(label)} in {month:%Y-%m} from "
                     f"{row['before']} to {row['after']}."
                 )
             else:
                 sentences.append(
-                    f"{subject} changed how {_lower(label)} is measured in {month:%Y-%m}: "
+                    f"{subject} changed how {in_sentence(label)} is measured in {month:%Y-%m}: "
                     f"{row['before']} became {row['after']}."
                 )
         if weights:
             parts = [
-                f"{_lower(row['label'])} from {fmt(row['before'], 'share')} to "
+                f"{in_sentence(row['label'])} from {fmt(row['before'], 'share')} to "
                 f"{fmt(row['after'], 'share')}"
                 for row in weights
             ]
@@ -751,7 +737,7 @@ def _change_sentences(
             # which the target's own sentence already answers)
             retargeted = {row["kpi"] for row in rows if row["what"].startswith(TARGET)}
             risen = [
-                f"{_lower(row['label'])} {moved(row['kpi'])}"
+                f"{in_sentence(row['label'])} {moved(row['kpi'])}"
                 for row in weights
                 if float(row["after"]) > float(row["before"]) and row["kpi"] not in retargeted
             ]
@@ -784,8 +770,8 @@ def _fallback_sentence(
         if missing:
             by_months.setdefault(tuple(sorted(missing)), []).append(names[department_id])
     parts = [
-        f"{_listed([f'{m:%Y-%m}' for m in missing])} ("
-        + ("every department" if len(who) == len(months) > 1 else _listed(who))
+        f"{listing([f'{m:%Y-%m}' for m in missing])} ("
+        + ("every department" if len(who) == len(months) > 1 else listing(who))
         + ")"
         for missing, who in by_months.items()
     ]
@@ -835,7 +821,7 @@ def stability_sentences(
         return [closing] if closing else []
     if changes.empty:
         recorded = sorted({item.scheme.name for item in in_use if item.recorded})
-        quoted = _listed([f"'{name}'" for name in recorded])
+        quoted = listing([f"'{name}'" for name in recorded])
         if closing is None:
             runs = (
                 f"every month ran on the recorded scheme {quoted}"
@@ -877,7 +863,7 @@ def _change_text(row: Mapping[str, Any], currency: str) -> str:
         after = target_text(row["after"], row["type_after"], row["metric"], currency)
         return f"{what} {before} \u2192 {after}"
     if row["kpi"] == WHOLE_SCHEME:
-        return f"{_lower(row['label'])} {row['before']} \u2192 {row['after']}"
+        return f"{in_sentence(row['label'])} {row['before']} \u2192 {row['after']}"
     return f"{row['before']} \u2192 {row['after']}"
 
 
