@@ -216,6 +216,14 @@ def sales_departments(crm: CRM) -> pd.DataFrame:
     return departments.sort_values("department_id").reset_index(drop=True)
 
 
+def department_names(departments: pd.DataFrame) -> pd.Series:
+    """Each department's name by id, its id where the name is missing or empty."""
+    ids = departments["department_id"].astype("str")
+    names = departments["name"] if "name" in departments else pd.Series(pd.NA, index=ids.index)
+    names = names.where(names.astype("str").str.len().gt(0) & names.notna(), ids)
+    return pd.Series(names.astype("str").to_numpy(), index=ids.to_numpy(), name="name")
+
+
 def _closed_in(deals: pd.DataFrame, period: pd.Period) -> pd.Series:
     if "closed_on" not in deals:
         return pd.Series(False, index=deals.index)

@@ -24,7 +24,7 @@ from kpilib.display import SALE_TYPE_LABELS, fmt, fmt_met, header, month_name, n
 from kpilib.errors import ParamsError
 from kpilib.history import HISTORY_METRICS, ScoreHistory, score_window
 from kpilib.io import read_source, write_json
-from kpilib.metrics import METRICS, revenue_by, sales_departments
+from kpilib.metrics import METRICS, department_names, revenue_by, sales_departments
 from kpilib.params import Scheme, load_scheme, validate_report_parameters
 from kpilib.periods import resolve_period
 from kpilib.schemas import CRM
@@ -87,9 +87,7 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
             f"data (known: {known})."
         )
     period = resolve_period(params.period, crm)
-    names = departments.set_index("department_id").get("name", pd.Series(dtype="str"))
-    named = names.get(params.department)
-    name = params.department_name or (named if pd.notna(named) else params.department)
+    name = params.department_name or department_names(departments)[params.department]
     history = score_window(crm, scheme, period, params.trend_months, params.department)
     return MonthlyReport(
         params,

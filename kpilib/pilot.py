@@ -59,6 +59,7 @@ from kpilib.metrics import (
     METRICS,
     MetricSettings,
     active_managers,
+    department_names,
     first_month,
     indicators,
     sales_departments,
@@ -129,12 +130,6 @@ class PilotEvaluation:
     control_names: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _names(departments: pd.DataFrame) -> pd.Series:
-    ids = departments["department_id"]
-    names = departments["name"] if "name" in departments else pd.Series(pd.NA, index=ids.index)
-    return names.fillna(ids).astype("str")
-
-
 def pilot_departments(crm: CRM) -> pd.DataFrame:
     """The sales departments that run (or will run) the KPI system: those with a ``kpi_since``.
 
@@ -155,7 +150,7 @@ def pilot_departments(crm: CRM) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "department_id": piloted["department_id"].astype("str"),
-            "name": _names(piloted),
+            "name": department_names(piloted).to_numpy(),
             "kpi_since": piloted["kpi_since"],
         }
     )
@@ -432,7 +427,7 @@ def evaluate_pilot(
     end = pd.Period(end, "M")
     settings = settings or MetricSettings()
     sales = sales_departments(crm)
-    names = dict(zip(sales["department_id"], _names(sales), strict=True))
+    names = department_names(sales).to_dict()
     pilots = pilot_departments(crm)
     piloted = set(pilots["department_id"])
     control_ids = tuple(d for d in sales["department_id"] if d not in piloted)

@@ -43,7 +43,7 @@ from kpilib.links import (
     links_table,
     verdict_table,
 )
-from kpilib.metrics import first_month, sales_departments
+from kpilib.metrics import department_names, first_month, sales_departments
 from kpilib.params import Scheme, load_scheme, validate_report_parameters
 from kpilib.periods import months_ending, quarter_months, resolve_quarter
 from kpilib.pilot import (
@@ -202,9 +202,7 @@ def _name(params: QuarterlyParams, departments: pd.DataFrame, department: str | 
         return params.department_name
     if department is None:
         return "All sales departments"
-    names = departments.set_index("department_id").get("name", pd.Series(dtype="str"))
-    named = names.get(department)
-    return str(named) if isinstance(named, str) and named else department
+    return str(department_names(departments)[department])
 
 
 # --- the analyses -------------------------------------------------------------------------------

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpilib.metrics import METRICS, MetricSettings, entities, indicators, revenue_by
+from kpilib.metrics import (
+    METRICS,
+    MetricSettings,
+    department_names,
+    entities,
+    indicators,
+    revenue_by,
+)
 from kpilib.testing import vasily_valery
 from kpilib.validation import validate_tables
 
@@ -337,3 +344,13 @@ def test_revenue_by_for_one_department(sales_crm):
 def test_revenue_by_a_dimension_the_source_lacks_is_empty():
     actual = revenue_by(vasily_valery(), MARCH, "segment")
     assert (["segment", "revenue", "share"], 0) == (actual.columns.tolist(), len(actual))
+
+
+def test_department_names_fall_back_to_the_id_where_the_name_is_missing():
+    departments = pd.DataFrame(
+        {"department_id": ["north", "south", "007"], "name": ["North", None, ""]}, dtype="str"
+    )
+    assert {"north": "North", "south": "south", "007": "007"} == department_names(
+        departments
+    ).to_dict()
+    assert {"east": "east"} == department_names(pd.DataFrame({"department_id": ["east"]})).to_dict()
