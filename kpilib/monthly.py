@@ -19,13 +19,12 @@ from IPython.display import HTML
 from pandas.io.formats.style import Styler
 from pydantic import BaseModel, ConfigDict, Field
 
-from kpilib import paths
 from kpilib.display import SALE_TYPE_LABELS, fmt, fmt_met, header, month_name, note, styled
 from kpilib.errors import ParamsError
 from kpilib.history import HISTORY_METRICS, ScoreHistory, score_window
-from kpilib.io import read_source, write_json
+from kpilib.io import write_json
 from kpilib.metrics import METRICS, department_names, revenue_by, sales_departments
-from kpilib.params import Scheme, load_scheme, validate_report_parameters
+from kpilib.params import Scheme, load_report_inputs, validate_report_parameters
 from kpilib.periods import resolve_period
 from kpilib.schemas import CRM
 from kpilib.scoring import Scorecard, scorecard_json
@@ -76,9 +75,9 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
         DataContractError: The data source breaks the contract.
     """
     params = validate_report_parameters(MonthlyParams, parameters)
-    crm = read_source(paths.resolve(params.data))
-    scheme_file = paths.resolve(params.scheme)
-    scheme = load_scheme(scheme_file).with_hour_cost(params.technical_hour_cost)
+    crm, scheme_file, scheme = load_report_inputs(
+        params.data, params.scheme, params.technical_hour_cost
+    )
     departments = sales_departments(crm)
     if params.department not in set(departments["department_id"]):
         known = ", ".join(departments["department_id"])

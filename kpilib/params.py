@@ -15,9 +15,11 @@ from typing import Any, Literal, TypeVar
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kpilib import paths
 from kpilib.errors import ParamsError
-from kpilib.io import read_yaml
+from kpilib.io import read_source, read_yaml
 from kpilib.metrics import METRICS, MetricSettings
+from kpilib.schemas import CRM
 
 _WEIGHT_TOLERANCE = 1e-6
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -221,6 +223,21 @@ def validate_report_parameters(model: type[_Model], parameters: Mapping[str, Any
     except ValidationError as error:
         lines = [f"- {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
         raise ParamsError("Report parameters are invalid:\n" + "\n".join(lines)) from None
+
+
+def load_report_inputs(
+    data: str, scheme: str, technical_hour_cost: float | None
+) -> tuple[CRM, Path, Scheme]:
+    """A report's validated data source and scheme (with the run's hour cost), paths as given.
+
+    Relative paths start at the kit's folder (`kpilib.paths.resolve`).
+
+    Returns:
+        The data source, the scheme file's path and the scheme.
+    """
+    crm = read_source(paths.resolve(data))
+    scheme_file = paths.resolve(scheme)
+    return crm, scheme_file, load_scheme(scheme_file).with_hour_cost(technical_hour_cost)
 
 
 def load_scheme(path: Path) -> Scheme:

@@ -35,7 +35,7 @@ from kpilib.calibration import (
 from kpilib.display import NO_DATA, bullets, fmt, header, note, styled
 from kpilib.errors import ParamsError
 from kpilib.history import ScoreHistory, history_from, score_months
-from kpilib.io import read_recorded_results, read_source, write_json
+from kpilib.io import read_recorded_results, write_json
 from kpilib.links import (
     kpi_links,
     kpi_verdicts,
@@ -44,7 +44,7 @@ from kpilib.links import (
     verdict_table,
 )
 from kpilib.metrics import department_names, first_month, sales_departments
-from kpilib.params import Scheme, load_scheme, validate_report_parameters
+from kpilib.params import Scheme, load_report_inputs, validate_report_parameters
 from kpilib.periods import months_ending, quarter_months, resolve_quarter
 from kpilib.pilot import (
     PilotEvaluation,
@@ -158,9 +158,9 @@ def prepare_quarterly(**parameters: Any) -> QuarterlyReport:
         DataContractError: The data source breaks the contract.
     """
     params = validate_report_parameters(QuarterlyParams, parameters)
-    crm = read_source(paths.resolve(params.data))
-    scheme_file = paths.resolve(params.scheme)
-    scheme = load_scheme(scheme_file).with_hour_cost(params.technical_hour_cost)
+    crm, scheme_file, scheme = load_report_inputs(
+        params.data, params.scheme, params.technical_hour_cost
+    )
     departments = sales_departments(crm)
     known = list(departments["department_id"])
     department = params.department or None
