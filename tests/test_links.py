@@ -44,10 +44,10 @@ from kpilib.links import (
 from kpilib.params import Kpi, Scheme, load_scheme
 from kpilib.periods import months_ending
 from kpilib.plots import ReportFigure
+from kpilib.quarterly import QUARTERLY_METRICS
 from kpilib.scoring import Scorecard
 
-SHOWN = ("revenue", "net_profit", "existing_client_revenue", "extra_costs", "cost_price",
-         "deals_won")  # fmt: skip
+SHOWN = QUARTERLY_METRICS  # what the quarterly report scores
 YEAR = list(pd.period_range("2026-01", periods=12, freq="M"))
 LEVEL_3_LAGS = 1 - 0.05 / 6  # the upper quantile of a two-sided 95% interval over 3 lags
 

@@ -21,6 +21,7 @@ from kpilib.io import read_source
 from kpilib.params import load_scheme
 from kpilib.periods import parse_quarter, quarter_months
 from kpilib.plots import ReportFigure
+from kpilib.quarterly import QUARTERLY_METRICS
 from kpilib.ranking import (
     MIN_MANAGERS,
     RANK_COLUMNS,
@@ -36,14 +37,7 @@ from kpilib.ranking import (
 from kpilib.scoring import KPI_COLUMNS, Scorecard
 
 JAN, FEB, MAR = (pd.Period(m, "M") for m in ("2026-01", "2026-02", "2026-03"))
-QUARTERLY_SHOWN = (
-    "revenue",
-    "net_profit",
-    "existing_client_revenue",
-    "extra_costs",
-    "cost_price",
-    "deals_won",
-)
+QUARTERLY_SHOWN = QUARTERLY_METRICS  # what the quarterly report scores
 
 
 def card(period: pd.Period, rows, metrics=("revenue", "net_profit", "extra_costs")) -> Scorecard:
