@@ -9,7 +9,6 @@ pooled). Every number in a verdict is in one of the report's tables.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +70,7 @@ from kpilib.requirements import (
     requirement_sentences,
 )
 from kpilib.schemas import CRM
+from kpilib.scoring import json_value
 from kpilib.stability import (
     SchemeInUse,
     attainment_by_month,
@@ -370,23 +370,9 @@ def provenance(report: QuarterlyReport, result: Verification) -> pd.DataFrame:
     return pd.DataFrame({"Item": list(rows), "Value": list(rows.values())})
 
 
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return None if math.isnan(value) else value
-    if hasattr(value, "item"):  # numpy scalars
-        return _plain(value.item())
-    if isinstance(value, pd.Period):
-        return str(value)
-    return value
-
-
 def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
     present = [c for c in columns if c in frame.columns]
-    return [{k: _plain(v) for k, v in row.items()} for row in frame[present].to_dict("records")]
+    return [{k: json_value(v) for k, v in row.items()} for row in frame[present].to_dict("records")]
 
 
 def quarterly_json(report: QuarterlyReport, result: Verification) -> dict[str, Any]:
@@ -407,9 +393,9 @@ def quarterly_json(report: QuarterlyReport, result: Verification) -> dict[str, A
         "months": [f"{m:%Y-%m}" for m in report.months],
         "window": [f"{m:%Y-%m}" for m in report.window],
         "headline": {
-            "score": _plain(float(departments["score"].mean())),
-            "revenue": _plain(float(metrics["revenue"].sum(min_count=1))),
-            "net_profit": _plain(float(metrics["net_profit"].sum(min_count=1))),
+            "score": json_value(float(departments["score"].mean())),
+            "revenue": json_value(float(metrics["revenue"].sum(min_count=1))),
+            "net_profit": json_value(float(metrics["net_profit"].sum(min_count=1))),
             "verdicts": verdict_counts(result.verdicts),
         },
         "verdicts": _records(
@@ -421,9 +407,9 @@ def quarterly_json(report: QuarterlyReport, result: Verification) -> dict[str, A
             ["kpi", "result", "lag", "n", "effect", "low", "high", "relative", "p_value"],
         ),
         "rank_agreement": {
-            "rho": _plain(result.agreement.rho),
-            "low": _plain(result.agreement.low),
-            "high": _plain(result.agreement.high),
+            "rho": json_value(result.agreement.rho),
+            "low": json_value(result.agreement.low),
+            "high": json_value(result.agreement.high),
             "n": result.agreement.n,
         },
         "flagged_managers": list(result.ranks.loc[result.ranks["flagged"], "manager_id"]),

@@ -296,7 +296,11 @@ def _department_frame(crm: CRM, ids: pd.Index) -> pd.DataFrame:
     return pd.DataFrame({"department_id": ids.to_numpy(), "name": names.to_numpy()})
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A table cell as plain JSON: NaN, NA and NaT are None; numpy scalars Python's; a period its
+    text."""
+    if isinstance(value, pd.Period):
+        return str(value)
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) else float(value)
     if isinstance(value, np.integer):
@@ -323,7 +327,8 @@ def _kpi_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
         "attainment",
         "weight",
     ]
-    return [{k: _plain(v) for k, v in record.items()} for record in rows[keep].to_dict("records")]
+    records = rows[keep].to_dict("records")
+    return [{k: json_value(v) for k, v in record.items()} for record in records]
 
 
 def _entity_records(
@@ -332,8 +337,8 @@ def _entity_records(
     records = []
     for row in frame.to_dict("records"):
         entity = row[key]
-        record = {k: _plain(v) for k, v in row.items()}
-        record["metrics"] = {m: _plain(v) for m, v in metrics.loc[entity].items()}
+        record = {k: json_value(v) for k, v in row.items()}
+        record["metrics"] = {m: json_value(v) for m, v in metrics.loc[entity].items()}
         record["kpis"] = _kpi_records(kpis.loc[kpis[key].eq(entity)])
         records.append(record)
     return records
