@@ -13,6 +13,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +26,19 @@ from kpilib.errors import KpiError, ParamsError
 from kpilib.io import read_source, write_tables
 from kpilib.metrics import first_month, sales_departments
 from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
+from kpilib.pdf import find_chromium
 from kpilib.periods import latest_complete_month, parse_month, resolve_period, resolve_quarter
-from kpilib.runner import Outcome, finish_batch, monthly_jobs, quarterly_jobs, run_jobs
+from kpilib.runner import (
+    DEFAULT_CELL_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    Outcome,
+    batch_lock,
+    batch_manifest,
+    finish_batch,
+    monthly_jobs,
+    quarterly_jobs,
+    run_jobs,
+)
 from kpilib.schemas import CRM, MODELS
 from kpilib.scoring import score_period, scorecard_json
 from kpilib.tuning import whatif, whatif_table
@@ -71,6 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--department", action="append", help="department id (repeatable)")
     run.add_argument("--out", type=Path, default=paths.REPORTS)
     run.add_argument("--jobs", type=int, default=1, help="reports run at once (default 1)")
+    run.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds one report may take before it is stopped (default {DEFAULT_TIMEOUT})",
+    )
+    run.add_argument(
+        "--cell-timeout",
+        type=positive_seconds,
+        default=DEFAULT_CELL_TIMEOUT,
+        help=f"seconds one notebook cell may run (default {DEFAULT_CELL_TIMEOUT})",
+    )
+    run.add_argument(
+        "--pdf", action="store_true", help="also print each report to PDF with Chromium"
+    )
 
     whatif = commands.add_parser(
         "whatif", help="re-score past months under a proposed scheme and compare"
@@ -163,7 +190,26 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_seconds(text: str) -> int:
+    """A command-line number of seconds, at least 1."""
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least 1 second")
+    return seconds
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.pdf:
+        find_chromium()  # no PDF printer: say so before any report runs
+    with batch_lock(args.out):
+        return _run_batch(args)
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    started = datetime.now(UTC)
     crm = read_source(args.data)
     quarterly = args.kind == "quarterly"
     period = resolve_quarter(args.period, crm) if quarterly else resolve_period(args.period, crm)
@@ -187,8 +233,33 @@ def _run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{outcome.department_id} {'ok' if outcome.ok else 'FAILED'}")
             bar.update()
 
-        outcomes += run_jobs(jobs, max(1, args.jobs), on_done=done)
-    index = finish_batch(args.out, outcomes, label, args.kind)
+        outcomes += run_jobs(
+            jobs,
+            max(1, args.jobs),
+            on_done=done,
+            timeout=args.timeout,
+            cell_timeout=args.cell_timeout,
+            pdf=args.pdf,
+        )
+    manifest = batch_manifest(
+        kind=args.kind,
+        period=label,
+        started=started,
+        finished=datetime.now(UTC),
+        data={"source": str(args.data), "fingerprint": crm.fingerprint},
+        jobs=jobs,
+        outcomes=outcomes,
+        settings={
+            "departments": chosen,
+            "params": str(args.params),
+            "overrides": overrides,
+            "jobs": max(1, args.jobs),
+            "timeout": args.timeout,
+            "cell_timeout": args.cell_timeout,
+            "pdf": args.pdf,
+        },
+    )
+    index = finish_batch(args.out, outcomes, label, args.kind, manifest)
     failed = [o for o in outcomes if not o.ok]
     for outcome in sorted(outcomes, key=lambda o: o.department_id):
         if outcome.ok:

@@ -27,7 +27,14 @@ from kpilib import paths
 from kpilib.display import fmt
 from kpilib.errors import ReportError
 
-__all__ = ["declared_parameters", "execute_notebook", "export_html", "write_index"]
+__all__ = [
+    "declared_parameters",
+    "execute_notebook",
+    "export_html",
+    "last_started_cell",
+    "write_error_page",
+    "write_index",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ _INDEX_COLUMNS = {
                   "KPI verdicts", "Report"],
 }  # fmt: skip
 _VERDICTS = ("keep", "re-weight", "drop", "cannot judge")
+MANIFEST = "manifest.json"
 
 
 # --- execution --------------------------------------------------------------------------------
@@ -124,10 +132,11 @@ def execute_notebook(
         cell = _describe_cell(exc.exec_count, exc.source)
         raise ReportError(f"{cell}: {exc.ename}: {exc.evalue}") from exc
     except CellTimeoutError as exc:
-        cell = _last_started_cell(output)
+        cell = last_started_cell(output)
         raise ReportError(f"{cell} ran longer than the {cell_timeout} s cell timeout") from exc
     except DeadKernelError as exc:
-        raise ReportError(f"{notebook.name}: the kernel died: {exc}") from exc
+        cell = last_started_cell(output)
+        raise ReportError(f"{cell}: the kernel died ({exc})") from exc
 
 
 def _refuse_undeclared(notebook: Path, parameters: Mapping[str, object]) -> None:
@@ -140,8 +149,12 @@ def _refuse_undeclared(notebook: Path, parameters: Mapping[str, object]) -> None
         )
 
 
-def _last_started_cell(output: Path) -> str:
-    """The cell papermill was running when it gave up: the last one it recorded a start for."""
+def last_started_cell(output: Path) -> str:
+    """The cell papermill was running when it gave up: the last one it recorded a start for.
+
+    Papermill saves the executed notebook as each cell starts and ends, so this also tells which
+    cell a report was in when it was stopped from outside.
+    """
     try:
         nb = _read_notebook(output)
     except ReportError:
@@ -305,6 +318,47 @@ def _toc(page: str) -> str:
     )
 
 
+# --- error page -------------------------------------------------------------------------------
+
+
+def write_error_page(html: Path, *, title: str, step: str, error: str, previous: Path) -> None:
+    """Write the page shown in place of a report that failed: what failed, where, and why.
+
+    Args:
+        html: Where to write it (``<department_id>.error.html``).
+        title: The report's title (escaped, like every string here).
+        step: The step that failed (parameters, execute, render, ...).
+        error: The error message, naming the cell where there is one.
+        previous: The report's page; when it exists, the page says it is the last good one and
+            links it.
+    """
+    if previous.is_file():
+        kept = (
+            f'<p>The last good report is still in place: <a href="{escape(quote(previous.name))}">'
+            f"{escape(previous.name)}</a>.</p>"
+        )
+    else:
+        kept = '<p class="kpi-muted">There is no earlier report for this department.</p>'
+    body = (
+        f'<h1>{escape(title)}</h1>\n<p class="kpi-failed">This report failed and was not '
+        f'written.</p>\n<table class="kpi-params">\n<tr><th>Step</th><td>{escape(step)}</td></tr>'
+        f"\n</table>\n<h2>Error</h2>\n<pre>{escape(error)}</pre>\n{kept}\n"
+    )
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(_page(f"{title}: failed", body), encoding="utf-8")
+
+
+def _page(title: str, body: str) -> str:
+    """A self-contained page with the reports' stylesheet inlined."""
+    css = (_TEMPLATES / _TEMPLATE_NAME / "static" / "report.css").read_text(encoding="utf-8")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1.0">\n'
+        f"<title>{escape(title)}</title>\n<style>\n{css}</style>\n</head>\n"
+        f"<body>\n<main>\n{body}</main>\n</body>\n</html>\n"
+    )
+
+
 # --- index page -------------------------------------------------------------------------------
 
 
@@ -328,15 +382,8 @@ def write_index(reports_dir: Path) -> Path:
         if (reports_dir / folder).is_dir()
     ]
     body = "".join(sections) or '<p class="kpi-muted">No reports yet.</p>'
-    css = (_TEMPLATES / _TEMPLATE_NAME / "static" / "report.css").read_text(encoding="utf-8")
-    page = (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1.0">\n'
-        f"<title>KPI reports</title>\n<style>\n{css}</style>\n</head>\n"
-        f"<body>\n<main>\n<h1>KPI reports</h1>\n{body}</main>\n</body>\n</html>\n"
-    )
     index = reports_dir / "index.html"
-    index.write_text(page, encoding="utf-8")
+    write_atomically(index, _page("KPI reports", f"<h1>KPI reports</h1>\n{body}"))
     return index
 
 
@@ -360,12 +407,12 @@ def _period_table(tree: str, period: Path) -> str:
     return (
         f"<h3>{escape(period.name)}</h3>\n<table>\n"
         f"<thead>{_row(_INDEX_COLUMNS[tree], 'th')}</thead>\n"
-        f"<tbody>\n{rows}</tbody>\n</table>\n"
+        f"<tbody>\n{rows}</tbody>\n</table>\n{_manifest_block(tree, period)}"
     )
 
 
 def _department_id(file_name: str) -> str | None:
-    for suffix in (".kpis.json", ".failed.json", ".html"):
+    for suffix in (".kpis.json", ".failed.json", ".error.html", ".html"):
         if file_name.endswith(suffix) and len(file_name) > len(suffix):
             return file_name.removesuffix(suffix)
     return None
@@ -404,10 +451,86 @@ def _row(cells: list[str], tag: str) -> str:
 
 
 def _report_link(tree: str, period: Path, department: str) -> str:
-    report = period / f"{department}.html"
-    if not report.is_file():
-        return '<span class="kpi-muted">missing</span>'
-    return f'<a href="{escape(quote(f"{tree}/{period.name}/{report.name}"))}">open</a>'
+    """Links to the report (the last good one when this run failed), its PDF and error page."""
+    failed = (period / f"{department}.error.html").is_file()
+    links = []
+    for suffix, label in ((".html", "previous" if failed else "open"), (".pdf", "PDF")):
+        if (period / f"{department}{suffix}").is_file():
+            links.append(_link(tree, period, f"{department}{suffix}", label))
+    if failed:
+        links.append(_link(tree, period, f"{department}.error.html", "error"))
+    return " · ".join(links) or '<span class="kpi-muted">missing</span>'
+
+
+def _link(tree: str, period: Path, file_name: str, label: str) -> str:
+    return f'<a href="{escape(quote(f"{tree}/{period.name}/{file_name}"))}">{escape(label)}</a>'
+
+
+def _manifest_block(tree: str, period: Path) -> str:
+    """The period's last batch, from its ``manifest.json``: when, on what, with what, how long."""
+    manifest, problem = _read_json(period / MANIFEST)
+    if problem:
+        return f'<p class="kpi-failed">{escape(problem)}</p>\n'
+    if not manifest:
+        return ""
+    reports = [r for r in manifest.get("reports") or [] if isinstance(r, dict)]
+    ok = sum(1 for r in reports if r.get("status") == "ok")
+    seconds = _number(manifest.get("seconds"))
+    summary = [
+        f"Last run {manifest.get('finished') or '?'}",
+        f"{ok} of {len(reports)} report(s) written",
+        f"{seconds:,.0f} s" if seconds is not None else "",
+    ]
+    data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
+    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    versions = manifest.get("versions") if isinstance(manifest.get("versions"), dict) else {}
+    schemes = manifest.get("schemes") if isinstance(manifest.get("schemes"), dict) else {}
+    items = {
+        "Data source": data.get("source"),
+        "Data fingerprint": data.get("fingerprint"),
+        **{f"Scheme {name}": digest for name, digest in schemes.items()},
+        **{f"Setting {name}": value for name, value in settings.items()},
+        **{f"Version of {name}": value for name, value in versions.items()},
+    }
+    rows = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(_plain(v))}</td></tr>" for k, v in items.items()
+    )
+    runs = "".join(
+        _row(
+            [
+                escape(str(r.get("department_id", ""))),
+                escape(str(r.get("status", ""))),
+                escape(f"{_number(r.get('seconds')) or 0:,.1f} s"),
+                escape(str(r.get("step") or "")),
+            ],
+            "td",
+        )
+        for r in reports
+    )
+    return (
+        '<details class="kpi-manifest">\n'
+        f"<summary>{escape(' · '.join(part for part in summary if part))}</summary>\n"
+        f'<table class="kpi-params">{rows}</table>\n'
+        f"<table><thead>{_row(['Report', 'Status', 'Duration', 'Failed at'], 'th')}</thead>"
+        f"<tbody>{runs}</tbody></table>\n"
+        f"<p>{_link(tree, period, MANIFEST, 'manifest.json')}</p>\n</details>\n"
+    )
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return "" if value is None else str(value)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a text file so that a reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def _read_json(path: Path) -> tuple[dict, str | None]:

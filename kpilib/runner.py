@@ -1,29 +1,51 @@
 """The batch runner: one report per department (and company-wide), isolated, never half-written.
 
-Each report is executed and rendered in a staging folder and moved into place only when complete.
-A department that fails leaves its previous report where it was, gets a ``<id>.failed.json`` that
-the index shows, and does not stop the others.
+Each report runs in a worker process of its own, is executed and rendered in a staging folder and
+moved into place only when complete. A report that fails (a cell error, a dead kernel, a hang past
+the cell or the report timeout) leaves its previous report where it was, gets a
+``<id>.failed.json`` and an ``<id>.error.html`` that the index shows, and does not stop the others.
+One batch at a time writes to a reports folder (`batch_lock`); each leaves a ``manifest.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import multiprocessing.process
 import os
+import platform
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from kpilib import paths
-from kpilib.errors import KpiError
+from kpilib.errors import KpiError, ReportError
 from kpilib.io import write_json
 from kpilib.params import RunParams, effective_scheme, load_run_params, scheme_path
-from kpilib.render import declared_parameters, execute_notebook, export_html, write_index
+from kpilib.pdf import print_pdf
+from kpilib.render import (
+    MANIFEST,
+    declared_parameters,
+    execute_notebook,
+    export_html,
+    last_started_cell,
+    write_atomically,
+    write_error_page,
+    write_index,
+)
 
 
 @dataclass(frozen=True)
@@ -194,97 +216,383 @@ def is_file_safe(department_id: str) -> bool:
     return re.fullmatch(r"\w[\w.-]*", department_id) is not None
 
 
-def run_job(job: Job) -> Outcome:
-    """Execute and render one report in a staging folder, then move it into place."""
+def run_job(
+    job: Job,
+    pdf: bool = False,
+    cell_timeout: int = 600,
+    on_step: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Execute and render one report in a staging folder, then move it into place.
+
+    Runs in the calling process; `run_jobs` calls it in a worker process of its own. A report
+    that fails leaves the previous one in place and gets a failure record and an error page.
+
+    Args:
+        job: The report to produce.
+        pdf: Also print the page as ``<id>.pdf`` with Chromium (`kpilib.pdf`).
+        cell_timeout: Seconds one notebook cell may run.
+        on_step: Told the name of each step as it starts (prepare, execute, render, pdf,
+            publish), so that whoever stops an overdue report knows where it was.
+    """
     started = time.monotonic()
     name = job.department_id
-    staging = job.out_dir / f".staging-{name}"
+    staging = staging_folder(job)
     step = "prepare"
+
+    def enter(next_step: str) -> str:
+        if on_step:
+            on_step(next_step)
+        return next_step
+
     try:
         job.out_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        step = "execute"
+        step = enter("execute")
         parameters = {**job.parameters, "results_path": str(staging / f"{name}.kpis.json")}
         execute_notebook(
-            job.notebook, staging / f"{name}.ipynb", parameters, cwd=job.notebook.parent
+            job.notebook,
+            staging / f"{name}.ipynb",
+            parameters,
+            cwd=job.notebook.parent,
+            cell_timeout=cell_timeout,
         )
-        step = "render"
+        step = enter("render")
         export_html(staging / f"{name}.ipynb", staging / f"{name}.html", title=job.title)
-        for suffix in (".kpis.json", ".ipynb", ".html"):
+        suffixes = [".kpis.json", ".ipynb", ".html"]
+        if pdf:
+            step = enter("pdf")
+            print_pdf(staging / f"{name}.html", staging / f"{name}.pdf")
+            suffixes.append(".pdf")
+        step = enter("publish")
+        for suffix in suffixes:
             (staging / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
-        (job.out_dir / f"{name}.failed.json").unlink(missing_ok=True)
+        # A PDF left from an earlier run would no longer match the page.
+        for stale in (".failed.json", ".error.html", *(() if pdf else (".pdf",))):
+            (job.out_dir / f"{name}{stale}").unlink(missing_ok=True)
         return Outcome(name, True, time.monotonic() - started, html=job.out_dir / f"{name}.html")
     except Exception as error:  # one report's failure, whatever it is, must not end the batch
         message = str(error) if isinstance(error, KpiError) else f"{type(error).__name__}: {error}"
         outcome = Outcome(name, False, time.monotonic() - started, step, message)
-        record_failure(job.out_dir, job.period, outcome)
+        record_failure(job.out_dir, job.period, outcome, job.title)
         return outcome
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def record_failure(out_dir: Path, period: str, outcome: Outcome) -> None:
-    """Write the ``<id>.failed.json`` the index shows beside the last good report."""
+def staging_folder(job: Job) -> Path:
+    """Where a report is written until it is complete."""
+    return job.out_dir / f".staging-{job.department_id}"
+
+
+def record_failure(out_dir: Path, period: str, outcome: Outcome, title: str = "") -> None:
+    """Write the ``<id>.failed.json`` the index shows and the ``<id>.error.html`` it links to.
+
+    Args:
+        out_dir: The period's reports folder.
+        period: The report's period label.
+        outcome: The failure.
+        title: The report's title, for the error page's heading.
+    """
+    name = outcome.department_id
     write_json(
-        {
-            "period": period,
-            "department_id": outcome.department_id,
-            "step": outcome.step,
-            "error": outcome.error,
-        },
-        out_dir / f"{outcome.department_id}.failed.json",
+        {"period": period, "department_id": name, "step": outcome.step, "error": outcome.error},
+        out_dir / f"{name}.failed.json",
+    )
+    write_error_page(
+        out_dir / f"{name}.error.html",
+        title=title or f"{name}: report {period}",
+        step=outcome.step,
+        error=outcome.error,
+        previous=out_dir / f"{name}.html",
     )
 
 
 # Reports already run side by side, one per core; multi-threaded linear algebra in each kernel
 # (the forecast's model fitting) would only fight over the same cores. Kernels inherit these.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+DEFAULT_TIMEOUT = 1800
+DEFAULT_CELL_TIMEOUT = 600
 
 
 def run_jobs(
-    jobs: Iterable[Job], workers: int = 1, on_done: Callable[[Outcome], None] | None = None
+    jobs: Iterable[Job],
+    workers: int = 1,
+    on_done: Callable[[Outcome], None] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    pdf: bool = False,
 ) -> list[Outcome]:
-    """Run jobs, `workers` at a time, in separate processes when more than one.
+    """Run jobs, `workers` at a time, each in a worker process of its own.
 
-    Kernels start with single-threaded linear algebra (``SINGLE_THREADED``) unless the
-    environment already says otherwise.
+    A worker (with its kernel) that runs past `timeout` seconds is killed, as is one whose
+    report is done but whose process does not end; a worker that dies is reported as such.
+    Either way the previous report stays in place and the report gets an error page; the other
+    reports go on. Kernels start with single-threaded linear algebra (``SINGLE_THREADED``)
+    unless the environment already says otherwise.
 
     Args:
         jobs: The reports to produce.
         workers: How many reports to run at once.
         on_done: Called with each outcome as it arrives (progress display).
+        timeout: Seconds one report may take, from start to finish (the outer timeout).
+        cell_timeout: Seconds one notebook cell may run.
+        pdf: Also print each report as PDF.
     """
     for name, value in SINGLE_THREADED.items():
         os.environ.setdefault(name, value)
-    jobs = list(jobs)
-    outcomes = []
-    if workers <= 1:
-        for job in jobs:
-            outcomes.append(run_job(job))
-            if on_done:
-                on_done(outcomes[-1])
-        return outcomes
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for future in as_completed([pool.submit(run_job, job) for job in jobs]):
-            outcomes.append(future.result())
-            if on_done:
-                on_done(outcomes[-1])
+    pending = list(jobs)[::-1]
+    running: dict[Connection, _Worker] = {}
+    outcomes: list[Outcome] = []
+
+    def finish(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if on_done:
+            on_done(outcome)
+
+    context = multiprocessing.get_context("fork")
+    while pending or running:
+        while pending and len(running) < max(1, workers):
+            job = pending.pop()
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_work, args=(job, sender, pdf, cell_timeout), daemon=False
+            )
+            process.start()
+            sender.close()
+            running[receiver] = _Worker(job, process, time.monotonic())
+        deadline = min(w.started + timeout for w in running.values())
+        ready = wait(list(running), timeout=max(0.0, deadline - time.monotonic()))
+        for receiver in ready:
+            outcome = _receive(receiver, running[receiver])
+            if outcome is not None:
+                del running[receiver]
+                finish(outcome)
+        now = time.monotonic()
+        for receiver, worker in list(running.items()):
+            if now - worker.started >= timeout:
+                del running[receiver]
+                receiver.close()
+                finish(_time_out(worker, timeout))
     return outcomes
 
 
+@dataclass
+class _Worker:
+    job: Job
+    process: multiprocessing.process.BaseProcess
+    started: float
+    step: str = "prepare"
+
+
+def _work(job: Job, sender: Connection, pdf: bool, cell_timeout: int) -> None:
+    """A worker process: produce one report, telling each step, and send its outcome back."""
+    sender.send(run_job(job, pdf=pdf, cell_timeout=cell_timeout, on_step=sender.send))
+    sender.close()
+
+
+def _receive(receiver: Connection, worker: _Worker) -> Outcome | None:
+    """Read what a worker said: a step (None: still running) or its outcome (it is done)."""
+    try:
+        message = receiver.recv()
+    except (EOFError, OSError):
+        return _collect(receiver, worker, None)
+    if isinstance(message, str):
+        worker.step = message
+        return None
+    return _collect(receiver, worker, message)
+
+
+def _collect(receiver: Connection, worker: _Worker, outcome: Outcome | None) -> Outcome:
+    """The outcome a worker sent, or a failure when it died before sending one."""
+    receiver.close()
+    worker.process.join(timeout=10)
+    if worker.process.is_alive():
+        _kill_tree(worker.process.pid)
+        worker.process.join()
+    if isinstance(outcome, Outcome):
+        return outcome
+    seconds = time.monotonic() - worker.started
+    code = worker.process.exitcode
+    error = f"the worker process died (exit code {code}) before the report was complete"
+    outcome = Outcome(worker.job.department_id, False, seconds, worker.step, error)
+    _abandon(worker.job, outcome)
+    return outcome
+
+
+def _time_out(worker: _Worker, timeout: float) -> Outcome:
+    """Kill an overdue worker and its kernel; record where the report was when it was stopped."""
+    _kill_tree(worker.process.pid)
+    worker.process.join()
+    job = worker.job
+    error = f"the report ran longer than the {timeout:g} s report timeout and was stopped"
+    if worker.step == "execute":
+        executed = staging_folder(job) / f"{job.department_id}.ipynb"
+        error += f"; {last_started_cell(executed)} was running"
+    seconds = time.monotonic() - worker.started
+    outcome = Outcome(job.department_id, False, seconds, worker.step, error)
+    _abandon(job, outcome)
+    return outcome
+
+
+def _abandon(job: Job, outcome: Outcome) -> None:
+    """Record a failure the worker could not record itself and clear its staging folder."""
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    record_failure(job.out_dir, job.period, outcome, job.title)
+    shutil.rmtree(staging_folder(job), ignore_errors=True)
+
+
+def _kill_tree(pid: int | None) -> None:
+    """Kill a process and every process it started (the kernel runs in a session of its own)."""
+    if pid is None:
+        return
+    try:
+        root = psutil.Process(pid)
+        family = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(family, timeout=10)
+
+
 def finish_batch(
-    out: Path, outcomes: Sequence[Outcome], period: str, kind: str = "monthly"
+    out: Path,
+    outcomes: Sequence[Outcome],
+    period: str,
+    kind: str = "monthly",
+    manifest: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Record planning failures and write the index of every report under `out`.
+    """Record planning failures, write the batch's manifest and the index of every report.
 
     Args:
         out: The reports folder.
         outcomes: Every report's outcome.
         period: The batch's period folder name (``2026-09``, ``2026Q3``).
         kind: ``monthly`` or ``quarterly``.
+        manifest: The batch's manifest (`batch_manifest`), written as the period's
+            ``manifest.json`` and shown on the index.
     """
+    folder = out / kind / period
     for outcome in outcomes:
         if not outcome.ok and outcome.step == "parameters" and is_file_safe(outcome.department_id):
-            record_failure(out / kind / period, period, outcome)
+            record_failure(folder, period, outcome)
+    if manifest is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(
+            folder / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        )
     return write_index(out)
+
+
+# The packages whose versions decide what a report shows.
+_VERSIONED = (
+    "kpilib", "pandas", "numpy", "pandera", "pydantic", "statsmodels", "scipy", "matplotlib",
+    "seaborn", "papermill", "nbconvert", "nbclient", "ipykernel",
+)  # fmt: skip
+
+
+def batch_manifest(
+    *,
+    kind: str,
+    period: str,
+    started: datetime,
+    finished: datetime,
+    data: Mapping[str, Any],
+    jobs: Sequence[Job],
+    outcomes: Sequence[Outcome],
+    settings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What a batch ran, on what, with what, and how each report went.
+
+    Args:
+        kind: ``monthly`` or ``quarterly``.
+        period: The batch's period label.
+        started: When the batch started (UTC).
+        finished: When it finished (UTC).
+        data: The data source: ``source`` and ``fingerprint`` (or snapshot id).
+        jobs: The planned reports (their schemes are fingerprinted).
+        outcomes: Every report's outcome, in any order.
+        settings: The batch's settings: departments, overrides, workers, timeouts, PDF.
+    """
+    schemes = sorted(
+        {str(job.parameters["scheme"]) for job in jobs if job.parameters.get("scheme")}
+    )
+    return {
+        "kind": kind,
+        "period": period,
+        "started": f"{started:%Y-%m-%d %H:%M:%S} UTC",
+        "finished": f"{finished:%Y-%m-%d %H:%M:%S} UTC",
+        "seconds": round((finished - started).total_seconds(), 1),
+        "data": dict(data),
+        "schemes": {scheme: _file_digest(Path(scheme)) for scheme in schemes},
+        "settings": dict(settings),
+        "versions": {"python": platform.python_version(), **_versions()},
+        "reports": [
+            {
+                "department_id": o.department_id,
+                "status": "ok" if o.ok else "failed",
+                "seconds": round(o.seconds, 1),
+                "step": "" if o.ok else o.step,
+                "error": o.error,
+            }
+            for o in sorted(outcomes, key=lambda o: o.department_id)
+        ],
+    }
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in _VERSIONED:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _file_digest(path: Path) -> str:
+    """``sha256:<first 16 hex digits>`` of the file's bytes, or why there is none."""
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+
+
+LOCK_FILE = ".kpi-batch.lock"
+
+
+@contextlib.contextmanager
+def batch_lock(out: Path) -> Iterator[None]:
+    """Hold the reports folder for one batch at a time.
+
+    A second batch on the same folder stops at once with a message naming the batch that holds
+    it; the lock is released when the holder ends, however it ends (it is an OS file lock).
+
+    Raises:
+        ReportError: Another batch holds the folder.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ReportError(
+                f"Another batch is writing reports in {out} ({holder}); wait for it to finish "
+                "and run again."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
