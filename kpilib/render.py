@@ -159,10 +159,18 @@ def last_started_cell(output: Path) -> str:
         nb = _read_notebook(output)
     except ReportError:
         return "A cell"
-    started = [c for c in nb.cells if c.metadata.get("papermill", {}).get("start_time")]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    started = [
+        (ordinal, c)
+        for ordinal, c in enumerate(code, start=1)
+        if c.metadata.get("papermill", {}).get("start_time")
+    ]
     if not started:
         return "A cell"
-    return _describe_cell(started[-1].get("execution_count"), started[-1].source)
+    ordinal, cell = started[-1]
+    # A cell stopped while running has no execution count yet; cells run in order, so its
+    # place among the code cells is the count it would have had.
+    return _describe_cell(cell.get("execution_count") or ordinal, cell.source)
 
 
 def _describe_cell(exec_count: int | None, source: str) -> str:

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from pathlib import Path
 
 import nbformat
 import pandas as pd
+import psutil
 import pytest
 
 from kpilib import paths
 from kpilib.cli import main
 from kpilib.demo import DemoConfig, generate
 from kpilib.io import write_tables
-from kpilib.runner import Job, monthly_jobs, quarterly_jobs, run_jobs
+from kpilib.runner import (
+    Job,
+    batch_lock,
+    finish_batch,
+    monthly_jobs,
+    quarterly_jobs,
+    run_jobs,
+)
 
 PERIOD = "2025-12"
 
@@ -268,3 +277,109 @@ def test_quarterly_batch_writes_each_report_and_the_company_wide_one_linked_from
     assert verdicts < html.index(">Do the KPIs still drive results?<")
     assert "East has run the KPI system since" in html
     assert "Traceback" not in html and "Warning" not in html
+
+
+# --- failures, timeouts, lock, manifest, PDF ---------------------------------------------------
+
+
+def _previous_reports(out_dir: Path, names: list[str]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (out_dir / f"{name}.html").write_text(f"last good report of {name}")
+        (out_dir / f"{name}.kpis.json").write_text('{"last": "good"}')
+
+
+def test_a_failing_cell_a_killed_kernel_and_a_hang_leave_the_previous_reports_and_error_pages(
+    tmp_path,
+):
+    out_dir = tmp_path / "monthly" / PERIOD
+    _previous_reports(out_dir, ["good", "boom", "dead", "hang"])
+    cells = {
+        "good": "open(results_path, 'w').write('{}')",
+        "boom": "raise ValueError('boom in the data')",
+        "dead": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        "hang": "import time\ntime.sleep(600)",
+    }
+    jobs = [
+        Job(name, PERIOD, _notebook(tmp_path / f"{name}.ipynb", source), out_dir, {"x": 2}, name)
+        for name, source in cells.items()
+    ]
+    outcomes = {o.department_id: o for o in run_jobs(jobs, workers=2, timeout=25)}
+
+    assert outcomes["good"].ok
+    assert "last good report" not in (out_dir / "good.html").read_text()
+    assert not (out_dir / "good.error.html").exists()
+    expected = {
+        "boom": ("execute", "Cell 3 (`raise ValueError('boom in the data')`): ValueError: boom"),
+        "dead": ("execute", "Cell 3 (`import os, signal ...`): the kernel died"),
+        "hang": ("execute", "report timeout and was stopped; Cell 3 (`import time ...`)"),
+    }
+    for name, (step, message) in expected.items():
+        outcome = outcomes[name]
+        assert (False, step) == (outcome.ok, outcome.step), outcome
+        assert message in outcome.error
+        assert f"last good report of {name}" == (out_dir / f"{name}.html").read_text()
+        assert '{"last": "good"}' == (out_dir / f"{name}.kpis.json").read_text()
+        page = (out_dir / f"{name}.error.html").read_text()
+        assert f"<td>{step}</td>" in page and html.escape(message) in page
+        assert f'href="{name}.html"' in page  # links the last good report
+    assert 25 <= outcomes["hang"].seconds < 60
+    assert [] == list(out_dir.glob(".staging-*"))
+    assert [] == psutil.Process().children(recursive=True)  # the hung kernel was killed too
+
+
+def test_a_cell_past_the_cell_timeout_fails_its_report_naming_the_cell(tmp_path):
+    out_dir = tmp_path / "monthly" / PERIOD
+    slow = _notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(60)")
+    [outcome] = run_jobs([Job("north", PERIOD, slow, out_dir, {"x": 2}, "t")], cell_timeout=2)
+    assert (False, "execute") == (outcome.ok, outcome.step)
+    assert "Cell 3 (`import time ...`) ran longer than the 2 s cell timeout" == outcome.error
+    assert "ran longer than the 2 s cell timeout" in (out_dir / "north.error.html").read_text()
+
+
+def test_a_second_batch_on_the_same_folder_stops_with_a_clear_message(tmp_path, caplog):
+    out = tmp_path / "reports"
+    with batch_lock(out):
+        code = main(["run", "monthly", "--data", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert 2 == code
+    assert "Another batch is writing reports in" in caplog.text and "pid" in caplog.text
+    with batch_lock(out):  # released by the first holder, free again
+        pass
+
+
+def test_the_batch_manifest_records_the_run_and_the_index_shows_it(batch, demo_source):
+    _, out = batch
+    manifest = json.loads((out / "monthly" / PERIOD / "manifest.json").read_text())
+    assert ("monthly", PERIOD) == (manifest["kind"], manifest["period"])
+    assert str(demo_source) == manifest["data"]["source"]
+    assert manifest["data"]["fingerprint"]
+    assert ["north", "south"] == manifest["settings"]["departments"]
+    assert {"kpilib", "pandas", "papermill", "python"} <= set(manifest["versions"])
+    [(scheme, digest)] = manifest["schemes"].items()  # north's; south failed before planning
+    assert scheme.endswith("schemes/sales_funnel.yaml") and digest.startswith("sha256:")
+    statuses = {r["department_id"]: (r["status"], r["step"]) for r in manifest["reports"]}
+    assert {"north": ("ok", ""), "south": ("failed", "parameters")} == statuses
+    index = (out / "index.html").read_text()
+    assert "1 of 2 report(s) written" in index and manifest["data"]["fingerprint"] in index
+    assert 'href="monthly/2025-12/manifest.json"' in index
+
+
+def test_a_rerun_gives_byte_identical_results(batch, demo_source, tmp_path):
+    _, out = batch
+    again = tmp_path / "reports"
+    shutil.copytree(out, again)
+    args = ["run", "monthly", "--data", str(demo_source), "--out", str(again)]
+    assert 0 == main([*args, "--department", "north"])
+    first = (out / "monthly" / PERIOD / "north.kpis.json").read_bytes()
+    assert first == (again / "monthly" / PERIOD / "north.kpis.json").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="PDF printing needs /usr/bin/chromium")
+def test_pdf_is_printed_beside_the_report_and_linked_from_the_index(tmp_path):
+    out_dir = tmp_path / "monthly" / PERIOD
+    small = _notebook(tmp_path / "small.ipynb", "open(results_path, 'w').write('{}')")
+    [outcome] = run_jobs([Job("north", PERIOD, small, out_dir, {"x": 2}, "North")], pdf=True)
+    assert outcome.ok, outcome.error
+    assert (out_dir / "north.pdf").read_bytes().startswith(b"%PDF-")
+    index = finish_batch(tmp_path, [outcome], PERIOD).read_text()
+    assert 'href="monthly/2025-12/north.pdf">PDF</a>' in index
