@@ -324,6 +324,11 @@ def test_a_failing_cell_a_killed_kernel_and_a_hang_leave_the_previous_reports_an
         assert f"<td>{step}</td>" in page and html.escape(message) in page
         assert f'href="{name}.html"' in page  # links the last good report
     assert 25 <= outcomes["hang"].seconds < 60
+    index = finish_batch(tmp_path, list(outcomes.values()), PERIOD).read_text()
+    assert index.count('<span class="kpi-failed">FAILED</span>') == 3
+    assert '<a href="monthly/2025-12/hang.html">previous</a>' in index
+    assert '<a href="monthly/2025-12/hang.error.html">error</a>' in index
+    assert '<a href="monthly/2025-12/good.html">open</a>' in index
     assert [] == list(out_dir.glob(".staging-*"))
     assert [] == psutil.Process().children(recursive=True)  # the hung kernel was killed too
 
