@@ -23,7 +23,7 @@ from kpilib import paths
 from kpilib.demo import DemoConfig, generate
 from kpilib.display import fmt_diff
 from kpilib.errors import KpiError, ParamsError
-from kpilib.io import read_source, write_tables
+from kpilib.io import read_source, write_csv, write_tables
 from kpilib.metrics import first_month, sales_departments
 from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
 from kpilib.pdf import find_chromium
@@ -175,7 +175,7 @@ def _score(args: argparse.Namespace) -> int:
         .astype({"kpis_met": "Int64", "kpis_with_data": "Int64", "deals_won": "Int64"})
     )
     if args.format == "csv":
-        table.to_csv(sys.stdout, index=False)
+        write_csv(table, sys.stdout)
     else:
         with pd.option_context(
             "display.width",

@@ -3,6 +3,10 @@
 A data source is a folder holding the contract's tables as ``<table>.csv``, ``<table>.parquet`` or
 ``<table>.xlsx``. Cells are read as they are (CSV and Excel as text) and handed to
 `kpilib.validation`, which checks them against the contract and reports every problem at once.
+
+Every CSV or Excel file the kit writes goes through `spreadsheet_safe` first (CSV through
+`write_csv`): CRM text is typed by anyone, and a cell such as ``=HYPERLINK(...)`` would run as a
+formula in the spreadsheet that opens it. Parquet keeps text exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 import yaml
@@ -22,6 +26,11 @@ from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES
 from kpilib.validation import validate_tables
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "excel", ".xls": "excel"}
+
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""First characters that make a spreadsheet read a text cell as a formula (the full-width
+``＝ ＋ － ＠`` too, which some spreadsheets fold into their ASCII forms)."""
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def find_tables(folder: Path) -> dict[str, Path]:
@@ -105,8 +114,84 @@ def read_source(folder: Path | str) -> CRM:
     return validate_tables(raw, source=str(folder), digest=fingerprint(paths))
 
 
+def spreadsheet_text(value: object) -> object:
+    """A cell as it may go into a CSV or Excel file: formula-leading text gets a leading ``'``.
+
+    Text starting with one of `FORMULA_LEADS` (``=``, ``+``, ``-``, ``@``, a tab, a carriage
+    return or a full-width ``＝ ＋ － ＠``) is prefixed with ``'``, which spreadsheets show as
+    text. A text that is only a plain decimal number (``-5``, ``+0.25``, ``-1e3``) is left alone:
+    a spreadsheet reads it as that number and nothing else. Anything that is not text (numbers,
+    dates, missing values) is returned as it is.
+    """
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_LEADS)
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
+def _is_text(dtype: object) -> bool:
+    return pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+
+
+def _safe_labels(labels: pd.Index) -> pd.Index:
+    if isinstance(labels, pd.MultiIndex):
+        return labels.map(lambda label: tuple(spreadsheet_text(part) for part in label))
+    return labels.map(spreadsheet_text) if _is_text(labels.dtype) else labels
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cannot run as a spreadsheet formula.
+
+    Every text cell (object, string or categorical column), column header and index label passes
+    through `spreadsheet_text`; numeric, boolean and date columns are not touched, so a numeric
+    column of -5 stays -5. Use it on every frame written to CSV or Excel.
+
+    Args:
+        frame: The table to write.
+
+    Returns:
+        A new frame; text columns keep their dtype, categorical ones become text.
+    """
+    safe = frame.copy()
+    for position in range(safe.shape[1]):
+        values = safe.iloc[:, position]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        elif not _is_text(values.dtype):
+            continue
+        cells = [spreadsheet_text(value) for value in values]
+        safe.isetitem(position, pd.Series(cells, index=values.index, dtype=values.dtype))
+    safe.columns = _safe_labels(safe.columns)
+    safe.index = _safe_labels(safe.index)
+    return safe
+
+
+def write_csv(frame: pd.DataFrame, target: Path | TextIO, date_format: str | None = None) -> None:
+    """Write a table as CSV a spreadsheet can open safely: `spreadsheet_safe`, then RFC 4180.
+
+    Rows end in CRLF, so a text holding a carriage return or a line feed is quoted and cannot
+    start a new row (whose first cell could then be a formula). The index is not written.
+
+    Args:
+        frame: The table.
+        target: A file path, or an open text stream such as ``sys.stdout``.
+        date_format: How dates are written (pandas' default when None).
+    """
+    spreadsheet_safe(frame).to_csv(
+        target, index=False, lineterminator="\r\n", date_format=date_format
+    )
+
+
 def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, fmt: str = "csv") -> list[Path]:
-    """Write tables as a data source folder (``csv`` or ``parquet``), one file per table."""
+    """Write tables as a data source folder (``csv`` or ``parquet``), one file per table.
+
+    CSV files are written by `write_csv`, so text starting like a formula reads back
+    with a leading ``'``; Parquet keeps every text exactly as it is. Write a source that is meant
+    to be read back verbatim, formula-like text included, as Parquet.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for table, frame in tables.items():
@@ -117,23 +202,71 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, fmt: str = "c
         if fmt == "parquet":
             frame.to_parquet(path, index=False)
         else:
-            frame.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
+            write_csv(frame, path, date_format="%Y-%m-%d %H:%M:%S")
         written.append(path)
     return written
 
 
-class _CodeKeepingLoader(yaml.SafeLoader):
-    """YAML 1.2 style scalars: only true/false are booleans and only plain decimals integers.
+class _IntAsWritten(int):
+    """A YAML integer that remembers how it was written, for fields that expect text."""
 
-    ``NO``, ``on``, ``yes`` stay strings, and so do codes such as ``007`` or ``1:20`` that YAML 1.1
-    would read as octal or sexagesimal numbers.
+    written: str
+
+    def __new__(cls, value: int, written: str) -> _IntAsWritten:
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+    def __str__(self) -> str:
+        return self.written
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (int(self), self.written))
+
+
+class _FloatAsWritten(float):
+    """A YAML float that remembers how it was written, for fields that expect text."""
+
+    written: str
+
+    def __new__(cls, value: float, written: str) -> _FloatAsWritten:
+        number = super().__new__(cls, value)
+        number.written = written
+        return number
+
+    def __str__(self) -> str:
+        return self.written
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (float(self), self.written))
+
+
+class _CodeKeepingLoader(yaml.SafeLoader):
+    """A safe loader reading plain scalars by the YAML 1.2 core schema.
+
+    Only ``true``/``false`` are booleans; ``NO``, ``on``, ``off``, ``yes`` and ``y`` stay strings.
+    Integers are plain decimals without leading zeros (``1500``, ``-3``) and floats have a
+    decimal point or an exponent (``0.15``, ``1e3``, ``.inf``); codes such as ``007``, ``0755``,
+    ``0x1F``, ``1_000`` or ``1:20`` stay strings, and so do dates (``2024-01-01``). ``null``,
+    ``~`` and an empty value are None. Numbers remember how they were written, so `str()` of one
+    gives its text back (a text field given ``1e3`` reads ``"1e3"``, not ``"1000.0"``). Tags that
+    build Python objects (``!!python/object``) are refused, as by every safe loader.
     """
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> _IntAsWritten:  # type: ignore[override]
+        """An integer carrying its written text."""
+        return _IntAsWritten(super().construct_yaml_int(node), str(node.value))
 
-_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"}
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> _FloatAsWritten:  # type: ignore[override]
+        """A float carrying its written text."""
+        return _FloatAsWritten(super().construct_yaml_float(node), str(node.value))
+
+
+_KEPT = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"}
 _CodeKeepingLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
+    key: kept
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    if (kept := [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT])
 }
 _CodeKeepingLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
@@ -141,10 +274,34 @@ _CodeKeepingLoader.add_implicit_resolver(
 _CodeKeepingLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
+_CodeKeepingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9]+[eE][-+]?[0-9]+
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+.0123456789"),
+)
+_CodeKeepingLoader.add_constructor("tag:yaml.org,2002:int", _CodeKeepingLoader.construct_yaml_int)
+_CodeKeepingLoader.add_constructor(
+    "tag:yaml.org,2002:float", _CodeKeepingLoader.construct_yaml_float
+)
+# ``<<`` merges mappings as a key; anywhere else it is just text.
+_CodeKeepingLoader.add_constructor("tag:yaml.org,2002:merge", _CodeKeepingLoader.construct_yaml_str)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping with a safe loader (no code, only true/false as booleans)."""
+    """Read a YAML mapping with a safe loader: no code, only true/false as booleans, codes as text.
+
+    See `_CodeKeepingLoader` for how plain values are read.
+
+    Raises:
+        ParamsError: Naming the file when it cannot be read, is not valid YAML, uses a tag that
+            builds Python objects or does not hold a mapping.
+    """
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CodeKeepingLoader)
     except OSError as exc:

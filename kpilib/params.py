@@ -3,17 +3,32 @@
 Unknown keys, wrong types and empty values are errors naming the file and the key. Run parameters
 are merged from ``params/base.yaml``, then ``params/departments/<id>.yaml`` where it exists, then
 ``--set key=value`` overrides, in that order.
+
+Values are checked against the declared type of their key before anything uses them: a number must
+be a finite number (not ``true``, not ``.inf``, not ``1); import os``); a text key keeps what was
+written (``007``, ``NO``, ``1e3`` and ``2024-01-01`` are text there, see `kpilib.io.read_yaml`). A
+report notebook only ever receives these validated values, under names the runner chooses.
 """
 
 from __future__ import annotations
 
+import keyword
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kpilib import paths
 from kpilib.errors import ParamsError
@@ -23,10 +38,32 @@ from kpilib.schemas import CRM
 
 _WEIGHT_TOLERANCE = 1e-6
 _Model = TypeVar("_Model", bound=BaseModel)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic would take true as 1; a number key given true/false is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("true/false is not a number")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_boolean)]
+"""A finite number; true/false, ``.inf``, ``.nan`` and text that is not a number are refused."""
+Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+"""A whole number; true/false, fractions and text that is not a whole number are refused."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_min_length=1)
+    # Unknown keys are errors; numbers are finite; a number where text is expected (a YAML
+    # ``2024`` or ``1e3`` for a name) is taken as the text it was written as.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        str_min_length=1,
+        allow_inf_nan=False,
+        coerce_numbers_to_str=True,
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -46,8 +83,8 @@ class Target(_Strict):
     """
 
     type: Literal["absolute", "relative", "increase"] = "absolute"
-    value: float
-    by_tier: dict[str, float] = Field(default_factory=dict)
+    value: Number
+    by_tier: dict[str, Number] = Field(default_factory=dict)
 
     def value_for(self, tier: str | None) -> float:
         """The target value for a manager's tier (the plain value for others and departments)."""
@@ -66,11 +103,11 @@ class Kpi(_Strict):
     id: str | None = None
     name: str | None = None
     level: Literal["manager", "department"] = "manager"
-    weight: float | None = Field(default=None, gt=0, le=1)
+    weight: Number | None = Field(default=None, gt=0, le=1)
     target: Target
     polarity: Literal["higher", "lower"] | None = None
-    cap: float | None = Field(default=None, gt=0)
-    params: dict[str, float] = Field(default_factory=dict)
+    cap: Number | None = Field(default=None, gt=0)
+    params: dict[str, Number] = Field(default_factory=dict)
     drives: Literal["net_profit", "revenue", "existing_client_revenue"] | None = None
 
     @field_validator("metric")
@@ -112,7 +149,7 @@ class Goal(_Strict):
 
     id: str
     name: str
-    weight: float = Field(gt=0, le=1)
+    weight: Number = Field(gt=0, le=1)
     kpis: list[Kpi] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -138,7 +175,7 @@ class Baseline(_Strict):
     """
 
     method: Literal["year_ago", "trailing"] = "year_ago"
-    months: int = Field(default=3, ge=1, le=24)
+    months: Whole = Field(default=3, ge=1, le=24)
 
     def months_for(self, period: pd.Period) -> tuple[pd.Period, ...]:
         """The baseline months of a period."""
@@ -152,9 +189,9 @@ class Scheme(_Strict):
 
     name: str
     description: str | None = None
-    technical_hour_cost: float = Field(default=1500.0, ge=0)
+    technical_hour_cost: Number = Field(default=1500.0, ge=0)
     baseline: Baseline = Field(default_factory=Baseline)
-    default_cap: float = Field(default=1.2, gt=0)
+    default_cap: Number = Field(default=1.2, gt=0)
     goals: list[Goal] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -194,13 +231,17 @@ class Scheme(_Strict):
 
 
 class RunParams(_Strict):
-    """Parameters of one department's report run (``params/base.yaml`` and its overrides)."""
+    """Parameters of one department's report run (``params/base.yaml`` and its overrides).
+
+    Values from ``--set`` arrive as text and are converted to the key's type here: ``6`` for a
+    number of months is 6, ``six`` or ``1); import os`` is refused naming the key.
+    """
 
     scheme: str = "schemes/sales_funnel.yaml"
     currency: str = "RUB"
-    trend_months: int = Field(default=12, ge=2, le=60)
-    link_months: int = Field(default=12, ge=6, le=36)
-    technical_hour_cost: float | None = Field(default=None, ge=0)
+    trend_months: Whole = Field(default=12, ge=2, le=60)
+    link_months: Whole = Field(default=12, ge=6, le=36)
+    technical_hour_cost: Number | None = Field(default=None, ge=0)
     department_name: str | None = None
 
 
@@ -255,15 +296,26 @@ def load_scheme(path: Path) -> Scheme:
 def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
     """``key=value`` strings from the command line as a mapping (values stay text).
 
+    The key is split at the first ``=`` and stripped of surrounding spaces; it must be a name
+    (ASCII letters, digits and underscores, not starting with a digit, not a Python keyword).
+    Whether the key is a known parameter and the value fits its type is checked by
+    `load_run_params`.
+
     Raises:
-        ParamsError: A pair has no ``=`` or an empty key.
+        ParamsError: A pair has no ``=``, an empty key or a key that is not a name.
     """
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ParamsError(f"--set {pair!r} must look like key=value.")
-        overrides[key.strip()] = value
+        if not _NAME.fullmatch(key) or keyword.iskeyword(key):
+            raise ParamsError(
+                f"--set {pair!r}: {key!r} is not a parameter name (ASCII letters, digits and "
+                "underscores, not starting with a digit)."
+            )
+        overrides[key] = value
     return overrides
 
 

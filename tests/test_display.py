@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from html import escape
 
 import pandas as pd
 import pytest
 
 from kpilib.display import bullets, fmt, fmt_compact, header, note, styled
+from kpilib.quarterly import table as quarterly_table
 
 HOSTILE = '<script>alert(1)</script> & "quotes" <img src=x onerror=alert(2)>'
 
@@ -51,3 +53,44 @@ def test_styled_tables_show_missing_values_as_no_data():
 def test_header_bullets_and_notes_escape_their_text():
     for block in (header(HOSTILE, {HOSTILE: HOSTILE}), bullets([HOSTILE]), note(HOSTILE)):
         assert "<script>" not in block.data and "<img" not in block.data
+
+
+ESCAPED = escape(HOSTILE)  # '&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot; ...'
+
+
+def escaped_copies(html: str) -> int:
+    """How often HOSTILE appears escaped once (pandas writes a quote as &#34;, html as &quot;)."""
+    return html.replace("&#34;", "&quot;").count(ESCAPED)
+
+
+def hostile_table() -> pd.DataFrame:
+    """CRM text in every place a table can hold it: cells, headers, index labels, axis names."""
+    frame = pd.DataFrame(
+        {HOSTILE: [HOSTILE, "Anna"], "Revenue": [1000.0, None]},
+        index=pd.Index([HOSTILE, "<b>row</b>"], name=HOSTILE),
+    )
+    frame.columns.name = HOSTILE
+    return frame
+
+
+@pytest.mark.parametrize("render", ["to_html", "_repr_html_"])
+def test_a_table_renders_cells_headers_index_and_caption_only_escaped(render):
+    html = getattr(styled(hostile_table(), {"Revenue": "money"}, caption=HOSTILE), render)()
+    assert [] == [tag for tag in ("<script", "<img", "<b>row") if tag in html]
+    # the cell, the column header and the caption, each escaped exactly once
+    assert 3 == escaped_copies(html)
+    assert "&amp;lt;" not in html
+    assert "1,000 RUB" in html and "no data" in html
+
+
+def test_a_multi_level_header_is_escaped_at_every_level():
+    frame = pd.DataFrame([[HOSTILE]], columns=pd.MultiIndex.from_tuples([(HOSTILE, "<i>x</i>")]))
+    html = styled(frame).to_html()
+    assert [] == [tag for tag in ("<script", "<img", "<i>x") if tag in html]
+    assert (2, 1) == (escaped_copies(html), html.count("&lt;i&gt;x&lt;/i&gt;"))
+
+
+def test_the_quarterly_text_tables_are_escaped_too():
+    html = quarterly_table(hostile_table(), caption=HOSTILE).to_html()
+    assert "<script" not in html and "<img" not in html
+    assert 3 == escaped_copies(html)

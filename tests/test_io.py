@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from pathlib import Path
 
@@ -27,6 +29,11 @@ def write_files(tables: dict[str, pd.DataFrame], folder: Path, suffix: str = "cs
         else:
             frame.to_excel(path, index=False)
     return folder
+
+
+def kind(value: object) -> str:
+    """The plain type a value is read as (a YAML number remembering its text is still a number)."""
+    return next(t.__name__ for t in (bool, int, float, str, type(None)) if isinstance(value, t))
 
 
 # --- reading a valid source -------------------------------------------------------------------
@@ -97,19 +104,82 @@ def test_an_empty_cell_is_missing_and_the_row_is_kept(tmp_path):
     ("text", "expected"),
     [
         ("NO", "NO"),
+        ("no", "no"),
         ("on", "on"),
         ("yes", "yes"),
+        ("Yes", "Yes"),
         ("off", "off"),
-        pytest.param("007", "007"),
+        ("y", "y"),
+        ("n", "n"),
+        ("007", "007"),
+        ("0755", "0755"),
+        ("0o17", "0o17"),
+        ("0x1F", "0x1F"),
+        ("1_000", "1_000"),
+        ("1_000.5", "1_000.5"),
+        ("1:20", "1:20"),
+        ("1:20.5", "1:20.5"),
+        ("2024-01-01", "2024-01-01"),
+        ("2024-01-01 10:00:00", "2024-01-01 10:00:00"),
+        ("=", "="),
+        ("<<", "<<"),
+        ("'1500'", "1500"),
         ("true", True),
-        ("false", False),
+        ("True", True),
+        ("FALSE", False),
         ("1500", 1500),
+        ("-3", -3),
+        ("0.15", 0.15),
+        ("1e3", 1000.0),
+        ("null", None),
+        ("~", None),
     ],
 )
 def test_read_yaml_keeps_codes_as_strings_and_only_true_false_as_booleans(tmp_path, text, expected):
     path = tmp_path / "values.yaml"
     path.write_text(f"value: {text}\n")
-    assert {"value": expected} == read_yaml(path)
+    value = read_yaml(path)["value"]
+    assert (expected, kind(expected)) == (value, kind(value))
+
+
+@pytest.mark.parametrize("text", ["1500", "-3", "+5", "-0", "0.15", "1.50", "1e3", "1.0E-2"])
+def test_numbers_read_from_yaml_give_back_the_text_they_were_written_as(tmp_path, text):
+    path = tmp_path / "values.yaml"
+    path.write_text(f"value: {text}\n")
+    number = read_yaml(path)["value"]
+    assert (text, number) == (str(number), pytest.approx(float(text)))
+
+
+def test_yaml_numbers_survive_copying_and_json(tmp_path):
+    path = tmp_path / "values.yaml"
+    path.write_text("value: 1.50\n")
+    number = read_yaml(path)["value"]
+    assert ("1.50", '{"v": 1.5}') == (str(copy.deepcopy(number)), json.dumps({"v": number}))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "!!python/object/apply:os.system ['id']",
+        "!!python/object:builtins.dict {}",
+        "!!python/name:os.system",
+        "!!python/module:os",
+    ],
+)
+def test_read_yaml_refuses_tags_that_build_python_objects(tmp_path, text):
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"value: {text}\n")
+    with pytest.raises(ParamsError, match=re.escape(f"{path} is not valid YAML")) as raised:
+        read_yaml(path)
+    assert "python/" in str(raised.value)
+
+
+def test_read_yaml_still_merges_mappings(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "base: &base {currency: RUB, trend_months: 6}\nnorth:\n  <<: *base\n  trend_months: 3\n"
+    )
+    assert {"currency": "RUB", "trend_months": 3} == read_yaml(path)["north"]
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "42\n"])

@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
 
+from kpilib import paths
 from kpilib.errors import ParamsError
 from kpilib.io import read_yaml
 from kpilib.params import (
@@ -21,6 +25,8 @@ from kpilib.params import (
     parse_overrides,
     scheme_path,
 )
+from kpilib.render import declared_parameters
+from kpilib.runner import monthly_jobs, quarterly_jobs
 
 PARAMS = Path(__file__).resolve().parents[1] / "params"
 FUNNEL = PARAMS / "schemes" / "sales_funnel.yaml"
@@ -271,3 +277,210 @@ def test_parse_overrides_splits_at_the_first_equals_sign_and_keeps_values_as_tex
 def test_parse_overrides_refuses_a_pair_without_a_key(pair):
     with pytest.raises(ParamsError, match=re.escape(f"--set {pair!r} must look like key=value")):
         parse_overrides([pair])
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        "x; import os=1",
+        "__import__('os').system('id')=1",
+        "trend_months; import os=3",
+        "1x=2",
+        "a.b=1",
+        "trend months=3",
+        "class=1",
+        "tr\u00e9nd_months=3",
+    ],
+)
+def test_parse_overrides_refuses_a_key_that_is_not_a_name_naming_it(pair):
+    key = pair.partition("=")[0].strip()
+    with pytest.raises(ParamsError) as raised:
+        parse_overrides([pair])
+    assert f"--set {pair!r}: {key!r} is not a parameter name" in str(raised.value)
+
+
+def test_an_override_key_the_run_does_not_know_is_refused_naming_set_and_key(tmp_path):
+    folder = params_dir(tmp_path, "currency: RUB\n")
+    with pytest.raises(ParamsError, match=r"- --set: results_path: Extra inputs are not permitted"):
+        load_run_params(folder, None, parse_overrides(["results_path=/etc/passwd"]))
+
+
+def test_an_unknown_key_in_the_base_file_names_that_file(tmp_path):
+    folder = params_dir(tmp_path, "currency: RUB\ncolour: red\n")
+    with pytest.raises(ParamsError, match=re.escape(f"- {folder / 'base.yaml'}: colour: Extra")):
+        load_run_params(folder)
+
+
+# --- values fit their key's type -------------------------------------------------------------
+
+CODE = "1); import os; os.system('id'); ("
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("trend_months", "Input should be a valid integer"),
+        ("link_months", "Input should be a valid integer"),
+        ("technical_hour_cost", "Input should be a valid number"),
+    ],
+)
+def test_code_given_for_a_number_is_refused_naming_set_and_the_key(tmp_path, key, message):
+    folder = params_dir(tmp_path, "currency: RUB\n")
+    with pytest.raises(ParamsError, match=re.escape(f"- --set: {key}: {message}")):
+        load_run_params(folder, None, parse_overrides([f"{key}={CODE}"]))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("inf", "Input should be a finite number"),
+        ("-inf", "Input should be a finite number"),
+        ("nan", "Input should be a finite number"),
+        ("1e400", "Input should be a finite number"),
+        ("0x1F", "Input should be a valid number"),
+    ],
+)
+def test_an_override_that_is_not_a_finite_number_is_refused(tmp_path, text, message):
+    folder = params_dir(tmp_path, "currency: RUB\n")
+    with pytest.raises(ParamsError, match=re.escape(f"- --set: technical_hour_cost: {message}")):
+        load_run_params(folder, None, {"technical_hour_cost": text})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("technical_hour_cost: .inf", "Input should be a finite number"),
+        ("technical_hour_cost: .nan", "Input should be a finite number"),
+        ("technical_hour_cost: true", "Value error, true/false is not a number"),
+        ("trend_months: true", "Value error, true/false is not a number"),
+        ("trend_months: yes", "Input should be a valid integer"),
+        ("trend_months: 6.5", "Input should be a valid integer"),
+        ("currency: true", "Input should be a valid string"),
+    ],
+)
+def test_a_yaml_value_of_the_wrong_kind_is_refused_naming_file_and_key(tmp_path, line, message):
+    folder = params_dir(tmp_path, f"{line}\n")
+    key = line.partition(":")[0]
+    with pytest.raises(ParamsError, match=re.escape(f"- {folder / 'base.yaml'}: {key}: {message}")):
+        load_run_params(folder)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "007",
+        "NO",
+        "on",
+        "off",
+        "yes",
+        "y",
+        "0755",
+        "0x1F",
+        "1_000",
+        "1e3",
+        "1.50",
+        "2024",
+        "2024-01-01",
+    ],
+)
+def test_text_keys_keep_what_the_yaml_says(tmp_path, text):
+    folder = params_dir(tmp_path, f"currency: {text}\n", north=f"department_name: {text}\n")
+    run = load_run_params(folder, "north")
+    assert (text, text) == (run.currency, run.department_name)
+
+
+def test_numbers_from_yaml_and_set_are_plain_numbers_of_their_key(tmp_path):
+    folder = params_dir(tmp_path, "trend_months: 6\ntechnical_hour_cost: 1.50e3\nlink_months: 9\n")
+    run = load_run_params(folder, None, {"link_months": "12"})
+    actual = [(type(v), v) for v in (run.trend_months, run.technical_hour_cost, run.link_months)]
+    assert [(int, 6), (float, 1500.0), (int, 12)] == actual
+
+
+def test_code_given_for_a_text_key_stays_plain_text(tmp_path):
+    folder = params_dir(tmp_path, "currency: RUB\n")
+    run = load_run_params(folder, None, parse_overrides([f"department_name={CODE}"]))
+    assert CODE == run.department_name
+
+
+def test_scheme_names_and_ids_keep_what_the_yaml_says(tmp_path):
+    text = FUNNEL.read_text(encoding="utf-8")
+    text = text.replace("name: Increase sales volume", "name: 2024", 1)
+    text = text.replace("- id: new_clients\n", "- id: 007\n", 1)
+    text = text.replace("by_tier: {star: 0.20}", "by_tier: {1: 0.20}", 1)
+    path = tmp_path / "scheme.yaml"
+    path.write_text(text, encoding="utf-8")
+    scheme = load_scheme(path)
+    growth = scheme.goals[0].kpis[1].target
+    assert ("2024", "007", {"1": 0.2}) == (
+        scheme.goals[0].name,
+        scheme.goals[1].id,
+        growth.by_tier,
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("value: 100000}", "value: .inf}", "goals.0.kpis.0.target.value: Input should be a finite"),
+        ("value: 2}", "value: true}", "goals.1.kpis.0.target.value: Value error, true/false"),
+        ("weight: 0.40", "weight: .nan", "goals.2.weight: Input should be a finite number"),
+        ("{star: 0.20}", "{star: .inf}", "target.by_tier.star: Input should be a finite number"),
+        ("{min_contract: 1500000}", "{min_contract: yes}", "params.min_contract: Input should be"),
+    ],
+)
+def test_a_scheme_number_that_is_not_a_finite_number_is_refused(tmp_path, old, new, message):
+    assert message in scheme_error(tmp_path, old, new)
+
+
+# --- what papermill receives -----------------------------------------------------------------
+
+
+def injected_cell(notebook: Path, parameters: dict) -> str:
+    """The parameters cell papermill would inject into `notebook` for `parameters`."""
+    nb = parameterize_notebook(load_notebook_node(str(notebook)), parameters)
+    [cell] = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    return cell.source
+
+
+HOSTILE_TEXT = [
+    CODE,
+    '"; import os; os.system("id"); "',
+    "'''\nimport os\n'''",
+    '\\"); import os; #',
+    "x\\",
+    "line\nbreak\r\x00",
+    "\u0412\u043e\u0441\u0442\u043e\u043a {x} %s",
+]
+
+
+@pytest.mark.parametrize(
+    ("notebook", "plan"),
+    [(paths.MONTHLY_NOTEBOOK, monthly_jobs), (paths.QUARTERLY_NOTEBOOK, quarterly_jobs)],
+    ids=["monthly", "quarterly"],
+)
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_papermill_injects_hostile_text_only_as_quoted_constants(tmp_path, notebook, plan, text):
+    (tmp_path / "params").mkdir()
+    folder = params_dir(
+        tmp_path / "params",
+        f"scheme: {FUNNEL}\ntechnical_hour_cost: 1.50e3\ntrend_months: 6\nlink_months: 9\n",
+    )
+    period = pd.Period("2026-09", "M") if plan is monthly_jobs else pd.Period("2026Q3", "Q")
+    overrides = {"department_name": text, "currency": text}
+    jobs, failed = plan(["north"], period, tmp_path, folder, tmp_path / "reports", overrides)
+    assert [] == failed
+    declared = declared_parameters(notebook)
+    for job in jobs:
+        tree = ast.parse(injected_cell(notebook, job.parameters))
+        assigned = {}
+        for statement in tree.body:
+            assert isinstance(statement, ast.Assign), ast.dump(statement)
+            [target] = statement.targets
+            assert isinstance(target, ast.Name) and isinstance(statement.value, ast.Constant)
+            assigned[target.id] = statement.value.value
+        assert job.parameters == assigned
+        # Every value has the type the notebook declares for it (None: no type to check).
+        assert {
+            name: kind for name, kind in declared.items() if name in assigned and kind != "None"
+        } == {name: type(assigned[name]).__name__ for name in assigned if declared[name] != "None"}
+    assert text == jobs[0].parameters["department_name"]
