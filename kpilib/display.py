@@ -149,10 +149,31 @@ def styled(
         ]
         for column in text.columns
     }
-    styler = styler.set_table_styles(align, overwrite=False)
+    styler = styler.set_table_styles(align, overwrite=False).set_td_classes(status_classes(text))
     if caption:
         styler = styler.set_caption(escape(caption))
     return styler
+
+
+STATUS_CLASSES = {"met": "kpi-status kpi-met", "missed": "kpi-status kpi-missed"}
+"""The traffic light of a KPI's status cell: a mark and a colour beside the word (report.css)."""
+
+
+def status_classes(text: pd.DataFrame) -> pd.DataFrame:
+    """CSS classes for a table's cells: `STATUS_CLASSES` in status columns, none elsewhere.
+
+    A status column holds only ``met``, ``missed`` and ``no data`` (a name column that happens
+    to hold the word ``met`` is not one). The word stays in the cell; the stylesheet adds a mark
+    (✔, ✘) and a colour, so the status reads the same in print, in grey and to a screen reader.
+    """
+
+    def classes(column: pd.Series) -> pd.Series:
+        values = set(column)
+        if values & set(STATUS_CLASSES) and values <= {*STATUS_CLASSES, NO_DATA}:
+            return column.map(lambda v: STATUS_CLASSES.get(v, ""))
+        return column.map(lambda _: "")
+
+    return text.apply(classes)
 
 
 def header(title: str, facts: Mapping[str, str]) -> HTML:

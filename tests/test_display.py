@@ -94,3 +94,12 @@ def test_the_quarterly_text_tables_are_escaped_too():
     html = quarterly_table(hostile_table(), caption=HOSTILE).to_html()
     assert "<script" not in html and "<img" not in html
     assert 3 == escaped_copies(html)
+
+
+def test_status_cells_carry_a_mark_and_colour_class_beside_the_word():
+    frame = pd.DataFrame({"KPI": ["met", "Revenue"], "Result": ["met", "missed"], "N": [1.0, None]})
+    page = styled(frame, units={"N": "count"}).to_html()
+    assert 'class="data row1 col1 kpi-status kpi-missed" >missed</td>' in page
+    assert 'class="data row0 col1 kpi-status kpi-met" >met</td>' in page
+    assert 'class="data row0 col0" >met</td>' in page  # a name, not a status
+    assert 2 == page.count("kpi-status")
