@@ -24,7 +24,7 @@ from kpilib.errors import ParamsError
 from kpilib.history import HISTORY_METRICS, ScoreHistory, score_window
 from kpilib.io import write_json
 from kpilib.metrics import METRICS, department_names, revenue_by, sales_departments
-from kpilib.params import Scheme, load_report_inputs, validate_report_parameters
+from kpilib.params import Number, Scheme, Whole, load_report_inputs, validate_report_parameters
 from kpilib.periods import resolve_period
 from kpilib.schemas import CRM
 from kpilib.scoring import Scorecard, scorecard_json
@@ -35,15 +35,15 @@ TREND_METRICS = HISTORY_METRICS  # the trend charts show what every scored month
 class MonthlyParams(BaseModel):
     """The monthly notebook's parameters, validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     department: str = Field(min_length=1)
     period: str = ""
     data: str = Field(min_length=1)
     scheme: str = Field(min_length=1)
     currency: str = Field(default="RUB", min_length=1)
-    trend_months: int = Field(default=12, ge=2, le=60)
-    technical_hour_cost: float | None = Field(default=None, ge=0)
+    trend_months: Whole = Field(default=12, ge=2, le=60)
+    technical_hour_cost: Number | None = Field(default=None, ge=0)
     department_name: str = ""
 
 

@@ -43,7 +43,7 @@ from kpilib.links import (
     verdict_table,
 )
 from kpilib.metrics import department_names, first_month, sales_departments
-from kpilib.params import Scheme, load_report_inputs, validate_report_parameters
+from kpilib.params import Number, Scheme, Whole, load_report_inputs, validate_report_parameters
 from kpilib.periods import months_ending, quarter_months, resolve_quarter
 from kpilib.pilot import (
     PilotEvaluation,
@@ -98,15 +98,15 @@ MAX_LAG = 2  # months a KPI may lead its result by
 class QuarterlyParams(BaseModel):
     """The quarterly notebook's parameters, validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     department: str = ""  # empty: the company-wide report
     period: str = ""  # YYYYQn; empty: the latest complete quarter
     data: str = Field(min_length=1)
     scheme: str = Field(min_length=1)
     currency: str = Field(default="RUB", min_length=1)
-    link_months: int = Field(default=12, ge=6, le=36)
-    technical_hour_cost: float | None = Field(default=None, ge=0)
+    link_months: Whole = Field(default=12, ge=6, le=36)
+    technical_hour_cost: Number | None = Field(default=None, ge=0)
     department_name: str = ""
     reports: str = ""  # the reports folder whose monthly outputs record each month's scheme
 
