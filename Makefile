@@ -29,7 +29,8 @@ demo: $(DEMO)/deals.csv  ## generate the demo CRM data, run every department's m
 	$(BIN)/kpi run quarterly --data $(DEMO) --jobs 2
 	@echo "Open reports/index.html"
 
-test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data)
+test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data; the reports open in Chromium)
+	@bash .ci/ensure-chromium || echo "make test: no Chromium, so the browser tests will be skipped"
 	$(BIN)/ruff check kpilib tests
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/pytest --nbval-lax --nbval-current-env tests notebooks
 
@@ -48,4 +49,4 @@ format:  ## format the code
 	$(BIN)/ruff format kpilib tests
 
 clean:  ## remove generated data and reports (keeps the environment)
-	rm -rf $(DEMO) reports/monthly reports/index.html
+	rm -rf $(DEMO) reports/monthly reports/quarterly reports/index.html reports/.kpi-batch.lock tests/output

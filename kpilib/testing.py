@@ -1,6 +1,8 @@
-"""Small, exact CRM fixtures shared by the tests, the docs and the notebook test."""
+"""Small, exact CRM fixtures and hostile CRM text shared by the tests, docs and notebook test."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -40,3 +42,76 @@ def vasily_valery_tables() -> dict[str, pd.DataFrame]:
 def vasily_valery() -> CRM:
     """The documents' example as a validated data source."""
     return validate_tables(vasily_valery_tables(), source="vasily-valery example")
+
+
+_LONG_NAME = "Amalgamated " + " ".join(f"Regional-Trading-House-{n:02d}" for n in range(1, 13))
+
+HOSTILE_TEXTS: tuple[str, ...] = (
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    'Dmitry "Dima" O\'Neil',
+    _LONG_NAME,
+    "شركة النور للتجارة",
+    'חברת האור בע"מ',
+    "ООО «Ромашка» Ёлкин",
+    '=HYPERLINK("http://evil.example","click")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+1)",
+    "-2+3",
+)
+"""CRM text that a report must show literally and never act on.
+
+Markup and script, both quotes, a name of a few hundred characters, right-to-left (Arabic and
+Hebrew) and Cyrillic text, and spreadsheet formulas (``=``, ``+``, ``@`` and ``-`` first).
+"""
+
+HOSTILE_OFFSETS: dict[str, int] = {"departments": 0, "managers": 0, "products": 6, "clients": 0}
+"""Where each table's names start in `HOSTILE_TEXTS`.
+
+Row ``i`` of a table takes text ``(offset + i) % len(HOSTILE_TEXTS)``. Products start at the
+formulas, so one sales department's managers (six in the demo) and the products together carry
+every hostile text.
+"""
+
+
+def _hostile_names(frame: pd.DataFrame, id_column: str, offset: int) -> list[str]:
+    """A hostile name per row: the bare text for the first pass, then text + the original name."""
+    names = []
+    for row, (key, original) in enumerate(zip(frame[id_column], frame["name"], strict=True)):
+        text = HOSTILE_TEXTS[(offset + row) % len(HOSTILE_TEXTS)]
+        if row < len(HOSTILE_TEXTS):
+            names.append(text)
+        else:
+            kept = original if isinstance(original, str) and original else str(key)
+            names.append(f"{text} {kept}")
+    return names
+
+
+def hostile_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Copies of CRM tables whose department, manager, product and client names are hostile.
+
+    Every ``name`` of the ``departments``, ``managers``, ``products`` and ``clients`` tables is
+    replaced with a text of `HOSTILE_TEXTS` (see `HOSTILE_OFFSETS` for which row gets which). The
+    first ``len(HOSTILE_TEXTS)`` rows of a table get the bare text; later rows get the text followed
+    by a space and the row's original name (its id where the name is missing), so names that were
+    distinct stay distinct. Identifiers and every other column are unchanged (they name files and
+    join tables); tables without a ``name`` column, and other tables, are copied as they are.
+    Write the result as Parquet (``kpilib.io.write_tables(..., fmt="parquet")``) to keep the
+    formulas exactly as they are.
+
+    Args:
+        tables: CRM tables keyed by table name, such as ``kpilib.demo.generate``'s.
+
+    Returns:
+        New tables keyed by the same names; the inputs are not modified.
+    """
+    ids = {"departments": "department_id", "managers": "manager_id"}
+    ids |= {"products": "product_id", "clients": "client_id"}
+    result = {}
+    for table, frame in tables.items():
+        copy = frame.copy()
+        if table in HOSTILE_OFFSETS and {"name", ids[table]} <= set(copy.columns):
+            names = _hostile_names(copy, ids[table], HOSTILE_OFFSETS[table])
+            copy["name"] = pd.Series(names, index=copy.index, dtype="str")
+        result[table] = copy
+    return result
