@@ -7,6 +7,7 @@ Tables reach the report as pandas Stylers whose every cell, header and index lab
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -176,21 +177,42 @@ def status_classes(text: pd.DataFrame) -> pd.DataFrame:
     return text.apply(classes)
 
 
+# Letters of right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, ... and their
+# presentation forms), and a run of them with the spaces and marks between.
+_RTL = "\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc"
+_RTL_RUN = re.compile(f"[{_RTL}](?:[{_RTL}\\s\u200c\u200d'\".,-]*[{_RTL}])?")
+
+
+def html_text(text: str) -> str:
+    """Text for a page: HTML-escaped, each right-to-left run isolated in ``<bdi>``.
+
+    In an English sentence, an Arabic or Hebrew name would otherwise carry the figures after it
+    into its own direction: "lowest: شركة (58%)" would read "(%58) شركة".
+    """
+    pieces, last = [], 0
+    for run in _RTL_RUN.finditer(text):
+        pieces += [escape(text[last : run.start()]), f"<bdi>{escape(run.group(0))}</bdi>"]
+        last = run.end()
+    return "".join([*pieces, escape(text[last:])])
+
+
 def header(title: str, facts: Mapping[str, str]) -> HTML:
     """The report's opening block: an escaped title and the parameters it ran with."""
-    items = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts.items())
+    items = "".join(
+        f"<tr><th>{html_text(k)}</th><td>{html_text(v)}</td></tr>" for k, v in facts.items()
+    )
     return HTML(
-        f'<div class="kpi-header"><p class="kpi-title">{escape(title)}</p>'
+        f'<div class="kpi-header"><p class="kpi-title">{html_text(title)}</p>'
         f'<table class="kpi-params">{items}</table></div>'
     )
 
 
 def bullets(sentences: list[str]) -> HTML:
     """Sentences as an escaped bullet list."""
-    items = "".join(f"<li>{escape(sentence)}</li>" for sentence in sentences)
+    items = "".join(f"<li>{html_text(sentence)}</li>" for sentence in sentences)
     return HTML(f'<ul class="kpi-findings">{items}</ul>')
 
 
 def note(text: str) -> HTML:
     """A short escaped remark in place of a table that has nothing to show."""
-    return HTML(f'<p class="kpi-note">{escape(text)}</p>')
+    return HTML(f'<p class="kpi-note">{html_text(text)}</p>')

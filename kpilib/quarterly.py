@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from kpilib.calibration import (
     tier_justification,
     tier_table,
 )
-from kpilib.display import NO_DATA, bullets, fmt, header, note, styled
+from kpilib.display import NO_DATA, bullets, fmt, header, html_text, note, styled
 from kpilib.errors import ParamsError
 from kpilib.history import ScoreHistory, history_from, score_months
 from kpilib.io import read_recorded_results, write_json
@@ -489,7 +488,7 @@ def pilot_views(report: QuarterlyReport, result: Verification) -> list[Any]:
         return [note(_no_pilot_sentence(report))]
     views: list[Any] = []
     for pilot in result.pilots:
-        views.append(HTML(f"<p>{escape(recommendation(pilot, report.currency))}</p>"))
+        views.append(HTML(f"<p>{html_text(recommendation(pilot, report.currency))}</p>"))
         if pilot.verdict != "cannot evaluate":
             views.append(table(pilot_table(pilot, report.currency)))
             views.append(pilot_chart(pilot, "revenue", report.currency))

@@ -203,7 +203,7 @@ def export_html(executed: Path, html: Path, *, title: str) -> None:
     The page shows no code and no prompts; cells tagged ``injected-parameters``, ``parameters``
     or ``remove_cell`` are removed, ``remove_input``/``remove_output`` are honoured, stderr output
     (warnings, logs) is dropped and logged instead. A table of contents of the h2/h3 headings
-    opens the page. Nothing is written unless the whole page renders.
+    follows the title and parameters. Nothing is written unless the whole page renders.
 
     Args:
         executed: The notebook written by :func:`execute_notebook`.
@@ -222,7 +222,7 @@ def export_html(executed: Path, html: Path, *, title: str) -> None:
     page, _ = _exporter().from_notebook_node(nb, resources=resources)
     _refuse_remote_references(page, executed)
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(page.replace(_TOC_MARKER, _toc(page), 1), encoding="utf-8")
+    html.write_text(_with_toc(page), encoding="utf-8")
 
 
 def _exporter() -> HTMLExporter:
@@ -310,6 +310,17 @@ class _HeadingCollector(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._current and not self._in_anchor_link:
             self._text.append(data)
+
+
+def _with_toc(page: str) -> str:
+    """The page with its table of contents after the title and parameters: before the first
+    section (the first cell holding an h2), or at the top of the page when it has none."""
+    toc = _toc(page)
+    first_section = page.find("<h2")
+    cell = page.rfind('<div class="jp-Cell', 0, first_section) if first_section >= 0 else -1
+    if cell < 0:
+        return page.replace(_TOC_MARKER, toc, 1)
+    return page[:cell].replace(_TOC_MARKER, "", 1) + toc + "\n" + page[cell:]
 
 
 def _toc(page: str) -> str:

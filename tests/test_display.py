@@ -8,7 +8,7 @@ from html import escape
 import pandas as pd
 import pytest
 
-from kpilib.display import bullets, fmt, fmt_compact, header, note, styled
+from kpilib.display import bullets, fmt, fmt_compact, header, html_text, note, styled
 from kpilib.quarterly import table as quarterly_table
 
 HOSTILE = '<script>alert(1)</script> & "quotes" <img src=x onerror=alert(2)>'
@@ -103,3 +103,12 @@ def test_status_cells_carry_a_mark_and_colour_class_beside_the_word():
     assert 'class="data row0 col1 kpi-status kpi-met" >met</td>' in page
     assert 'class="data row0 col0" >met</td>' in page  # a name, not a status
     assert 2 == page.count("kpi-status")
+
+
+def test_right_to_left_names_are_isolated_so_the_figures_after_them_keep_their_place():
+    sentence = 'Lowest: شركة النور للتجارة (58%); then עברית "x" and <b>'
+    assert (
+        "Lowest: <bdi>شركة النور للتجارة</bdi> (58%); "
+        "then <bdi>עברית</bdi> &quot;x&quot; and &lt;b&gt;" == html_text(sentence)
+    )
+    assert "<li>Lowest: <bdi>شركة" in bullets([sentence]).data
