@@ -35,6 +35,7 @@ from kpilib.cli import main
 from kpilib.demo import DemoConfig, generate
 from kpilib.io import read_yaml, write_tables
 from kpilib.metrics import department_names
+from kpilib.render import write_error_page
 from kpilib.testing import HOSTILE_TEXTS, hostile_tables
 
 pytestmark = pytest.mark.browser
@@ -315,3 +316,43 @@ def test_the_checks_catch_a_page_that_fails_every_one_of_them(browser, tmp_path)
         facts["eventHandlerAttributes"],
     )
     assert ["Traceback", "ValueError:"] == VISIBLE_FAULTS.findall(seen.text)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_index_shows_each_batch_manifest_when_opened(browser, reports, dataset):
+    page = browser.new_page()
+    try:
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_() if route.request.url.startswith("file:") else route.abort()
+            ),
+        )
+        page.goto((reports[dataset] / "index.html").resolve().as_uri())
+        summaries = page.locator("details.kpi-manifest summary")
+        assert 2 == summaries.count()  # the monthly and the quarterly batch
+        assert "Data fingerprint" not in page.evaluate("() => document.body.innerText")
+        for i in range(2):
+            summaries.nth(i).click()
+        text = page.evaluate("() => document.body.innerText")
+    finally:
+        page.close()
+    assert "2 of 2 report(s) written" in text  # north and south; the department and the company
+    for item in ("Data fingerprint", "Version of kpilib", "Setting timeout", "Failed at"):
+        assert 2 == text.count(item), item
+
+
+def test_an_error_page_shows_hostile_error_text_literally(browser, tmp_path):
+    message = f"Cell 7 (`x`): ValueError: unknown client {HOSTILE_TEXTS[0]} {HOSTILE_TEXTS[1]}"
+    page_file = tmp_path / "north.error.html"
+    write_error_page(
+        page_file,
+        title=HOSTILE_TEXTS[0],
+        step="execute",
+        error=message,
+        previous=tmp_path / "north.html",
+    )
+    seen = visit(browser, page_file, SCREENSHOTS / "error" / "north.error.png")
+    assert ([], [], []) == (seen.dialogs, seen.page_errors, seen.blocked)
+    assert 0 == seen.facts["scripts"]
+    assert message in seen.text and "There is no earlier report" in seen.text
