@@ -7,6 +7,8 @@ exactly once (as the cell's value, a PNG) and nothing accumulates between report
 from __future__ import annotations
 
 import io
+import textwrap
+from collections import Counter
 
 import pandas as pd
 import seaborn as sns
@@ -16,6 +18,15 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from kpilib.metrics import METRICS
 
 PALETTE = {"met": "#2e7d32", "missed": "#c62828", "revenue": "#90a4ae", "profit": "#1565c0"}
+
+LABEL_LIMIT = 32
+"""The most characters a CRM name takes on a chart (tick label, legend entry, annotation)."""
+
+ELLIPSIS = "\u2026"
+"""Ends a shortened label."""
+
+TITLE_CHARACTERS_PER_INCH = 8
+"""How many characters of a title a line holds per inch of figure width, wide letters included."""
 
 
 def money_axis(currency: str) -> FuncFormatter:
@@ -50,6 +61,111 @@ def literal(labels: pd.Series) -> pd.Series:
     return labels.astype("str").str.replace("$", r"\$", regex=False)
 
 
+def short_label(text: str, limit: int = LABEL_LIMIT) -> str:
+    """A name short enough for a chart: as it is, or its first part and an ellipsis.
+
+    A name of at most ``limit`` characters is returned unchanged. A longer one is cut to
+    ``limit - 1`` characters, back to the last space when that keeps at least two thirds of them,
+    and ends in "…", so the result has at most ``limit`` characters.
+
+    Args:
+        text: The name, such as a manager's or a product's.
+        limit: The most characters the result may have (at least 2).
+
+    Returns:
+        The name as a chart shows it, e.g. ``Amalgamated Regional-Trading-Ho…``.
+
+    Raises:
+        ValueError: If ``limit`` is below 2.
+    """
+    if limit < 2:
+        raise ValueError(f"a label needs room for a character and the ellipsis, not {limit}")
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space >= 2 * (limit - 1) // 3:
+        head = head[:space]
+    return head.rstrip() + ELLIPSIS
+
+
+def _head_and_tail(text: str, limit: int) -> str:
+    """The first and the last words of a long name around "…", at most ``limit`` characters."""
+    tail = text[-max(1, (limit - 1) // 2) :]
+    space = tail.find(" ")
+    if 0 <= space < len(tail.rstrip()) - 1:  # from the first whole word of the end
+        tail = tail[space + 1 :]
+    return text[: limit - 1 - len(tail)].rstrip() + ELLIPSIS + tail
+
+
+def short_labels(labels: pd.Series, limit: int = LABEL_LIMIT) -> pd.Series:
+    """Names shortened by `short_label` that stay as distinct as they were.
+
+    Equal names get equal labels and a name that fits is never changed. Long names whose first
+    part is the same show their last characters too (``Amalgamated Regiona…Anna Petrova``); a long
+    name whose label still clashes is numbered (``Amalgamated Regional-Trading…(2)``).
+
+    Args:
+        labels: The names (any values; they are shown as text).
+        limit: The most characters of a label (at least 2; numbered labels need 5).
+
+    Returns:
+        The labels, with the index of ``labels``.
+    """
+    texts = labels.astype("str")
+    distinct = list(dict.fromkeys(texts))
+    shown = {text: short_label(text, limit) for text in distinct}
+    clashes = Counter(shown.values())
+    for text in distinct:
+        if len(text) > limit and clashes[shown[text]] > 1:
+            shown[text] = _head_and_tail(text, limit)
+    taken = {shown[text] for text in distinct if len(text) <= limit}
+    for text in (text for text in distinct if len(text) > limit):
+        number = 1
+        while shown[text] in taken:
+            number += 1
+            suffix = f"{ELLIPSIS}({number})"
+            shown[text] = text[: max(0, limit - len(suffix))].rstrip() + suffix
+        taken.add(shown[text])
+    return texts.map(shown)
+
+
+def chart_labels(labels: pd.Series, limit: int = LABEL_LIMIT) -> pd.Series:
+    """CRM names as a chart shows them: short and distinct (`short_labels`), and literal.
+
+    Args:
+        labels: The names, such as managers', products' or departments'.
+        limit: The most characters of a label as shown.
+
+    Returns:
+        The labels, ready for tick labels, legend entries and annotations.
+    """
+    return literal(short_labels(labels, limit))
+
+
+def wrap_title(title: str, width: float, names: tuple[str, ...] = ()) -> str:
+    """A title broken into lines at spaces so that it fits a figure this wide.
+
+    Args:
+        title: The title, its names already shortened (`short_label`).
+        width: The figure's width in inches; a line holds `TITLE_CHARACTERS_PER_INCH` per inch.
+        names: Names in the title to keep on one line (a no-break space in them reads as a space).
+
+    Returns:
+        The title, lines joined by newlines; a title that fits stays one line.
+    """
+    glue = "\u00a0"
+    for name in sorted(names, key=len, reverse=True):
+        title = title.replace(name, name.replace(" ", glue))
+    lines = textwrap.wrap(
+        title,
+        width=max(1, int(width * TITLE_CHARACTERS_PER_INCH)),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return "\n".join(lines).replace(glue, " ")
+
+
 def new_figure(width: float, height: float, alt: str) -> ReportFigure:
     """An empty report figure of this size (inches) with its alternative text."""
     figure = ReportFigure(figsize=(width, height), dpi=100, layout="constrained")
@@ -61,10 +177,11 @@ def score_chart(managers: pd.DataFrame) -> Figure:
     """Horizontal bars of the managers' weighted scores against the 100% line.
 
     Args:
-        managers: Columns ``name`` and ``score`` (a share; NaN bars are left out).
+        managers: Columns ``name`` and ``score`` (a share; NaN bars are left out). Long names
+            are shortened (`chart_labels`).
     """
     data = managers.dropna(subset=["score"]).sort_values("score", ascending=False)
-    data = data.assign(name=literal(data["name"]))
+    data = data.assign(name=chart_labels(data["name"]))
     figure = new_figure(7, 0.45 * max(len(data), 2) + 1, "Weighted KPI score per manager")
     ax = figure.subplots()
     colours = [PALETTE["met"] if s >= 1 else PALETTE["missed"] for s in data["score"]]
@@ -79,11 +196,12 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
     """Revenue beside net profit per manager: where they diverge, revenue misleads.
 
     Args:
-        profit: Columns ``Manager``, ``Revenue`` and ``Net profit``.
+        profit: Columns ``Manager``, ``Revenue`` and ``Net profit``. Long names are shortened
+            (`chart_labels`).
         currency: For the axis label.
     """
     long = (
-        profit.assign(Manager=literal(profit["Manager"]))
+        profit.assign(Manager=chart_labels(profit["Manager"]))
         .melt(
             id_vars="Manager",
             value_vars=["Revenue", "Net profit"],
@@ -138,10 +256,10 @@ def share_chart(table: pd.DataFrame, label: str, currency: str) -> Figure:
 
     Args:
         table: Columns `label` and ``Revenue``.
-        label: The dimension column.
+        label: The dimension column; long names in it are shortened (`chart_labels`).
         currency: For the axis label.
     """
-    table = table.assign(**{label: literal(table[label])})
+    table = table.assign(**{label: chart_labels(table[label])})
     figure = new_figure(7, 0.4 * max(len(table), 2) + 1, f"Revenue by {label.lower()}")
     ax = figure.subplots()
     sns.barplot(table, x="Revenue", y=label, color=PALETTE["profit"], ax=ax)
@@ -164,7 +282,10 @@ def waterfall_chart(
     The reference bar, then each contribution from where the previous one ended (green up, red
     down, each labelled with its signed value such as ``+1.2M`` or ``−0.8M`` so that colour is not
     the only cue), then the end bar at the reference plus every contribution. An unknown
-    contribution is labelled "no data" without a bar, and the end is then unknown too.
+    contribution is labelled "no data" without a bar, and the end is then unknown too. Long bar
+    labels (a manager's or a product's name) are shortened (`short_labels`), in the title too
+    where it names the reference or the end, and a long title is wrapped (`wrap_title`); the
+    alternative text keeps them whole.
 
     Args:
         table: Columns ``label`` and ``contribution``, in the order to draw (for example a
@@ -180,9 +301,14 @@ def waterfall_chart(
     end = start + steps.sum() if known else float("nan")
     bottoms = start + steps.fillna(0.0).cumsum().shift(fill_value=0.0)
     alt = _waterfall_alt(table, start, end, start_label, end_label, currency, title)
-    start_label, end_label, title = literal(pd.Series([start_label, end_label, title]))
-    labels = [start_label, *literal(table["label"]), end_label]
-    figure = new_figure(max(6.0, 0.8 * len(labels) + 1.5), 4.8, alt)
+    shown = short_labels(pd.Series([start_label, *table["label"].astype("str"), end_label]))
+    ends = {start_label: shown.iloc[0], end_label: shown.iloc[-1]}
+    for name in sorted(ends, key=len, reverse=True):  # a longer name may hold the shorter one
+        title = title.replace(name, ends[name])
+    labels = list(literal(shown))
+    width = max(6.0, 0.8 * len(labels) + 1.5)
+    title = literal(pd.Series([wrap_title(title, width, tuple(ends.values()))])).iloc[0]
+    figure = new_figure(width, 4.8, alt)
     ax = figure.subplots()
     totals = [(0, start, PALETTE["revenue"]), (len(labels) - 1, end, PALETTE["profit"])]
     for position, value, colour in totals:

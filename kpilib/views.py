@@ -53,7 +53,7 @@ def gap_chart(gap: Gap, currency: str) -> Figure | HTML:
         gap.reference_label,
         "Actual",
         currency,
-        f"{what}: from {gap.reference_label.lower()} to actual",
+        f"{what}: from {gap.reference_label[:1].lower()}{gap.reference_label[1:]} to actual",
         start=gap.reference,
     )
 

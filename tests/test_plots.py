@@ -1,10 +1,16 @@
-"""Figure factories: PNG output with alternative text, CRM text shown literally."""
+"""Figure factories: PNG output with alternative text, CRM text shown literally and short."""
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
 from kpilib import plots
+from kpilib.testing import HOSTILE_TEXTS
 
 HOSTILE = ["$\\frac{1}$ Ltd", "<script>alert(1)</script>", "Ромашка $5"]
 
@@ -35,3 +41,122 @@ def test_trend_chart_has_one_panel_per_indicator():
     )
     figure = plots.trend_chart(trend, ("revenue", "win_rate"), "RUB")
     assert ["Revenue", "Win rate"] == [ax.get_title() for ax in figure.axes if ax.get_visible()]
+
+
+def test_short_label_keeps_a_name_that_fits_up_to_the_exact_limit():
+    assert "Anna Petrova" == plots.short_label("Anna Petrova")
+    assert "x" * 32 == plots.short_label("x" * 32)
+    assert "abcde" == plots.short_label("abcde", limit=5)
+
+
+def test_short_label_cuts_a_long_name_to_its_first_part_and_an_ellipsis():
+    assert "x" * 31 + "\u2026" == plots.short_label("x" * 33)
+    assert "abcd\u2026" == plots.short_label("abcdef", limit=5)
+    assert "Amalgamated Regional-Trading-Ho\u2026" == plots.short_label(HOSTILE_TEXTS[3])
+
+
+def test_short_label_cuts_at_a_space_near_the_end_only():
+    label = plots.short_label("Baseline (2025-09 to 2025-11 (monthly mean))")
+    assert "Baseline (2025-09 to 2025-11\u2026" == label
+    assert "ab cdefghi\u2026" == plots.short_label("ab cdefghijklmn", limit=11)
+
+
+def test_short_label_needs_room_for_the_ellipsis():
+    with pytest.raises(ValueError, match="not 1"):
+        plots.short_label("Anna", limit=1)
+
+
+def test_short_labels_tell_long_names_with_the_same_start_apart():
+    long = "Amalgamated " + "Regional-Trading-House " * 5
+    names = pd.Series(
+        [f"{long}Anna Petrova", f"{long}Boris Ivanov", "Vera", f"{long}Anna Petrova"],
+        index=[10, 11, 12, 13],
+    )
+    labels = plots.short_labels(names)
+    assert [
+        "Amalgamated Regiona\u2026Anna Petrova",
+        "Amalgamated Regiona\u2026Boris Ivanov",
+        "Vera",
+        "Amalgamated Regiona\u2026Anna Petrova",
+    ] == list(labels)
+    assert [10, 11, 12, 13] == list(labels.index)
+
+
+def test_short_labels_number_long_names_that_still_clash():
+    long = "x" * 40
+    names = pd.Series([f"{long}a{long}", f"{long}b{long}", f"{long}c{long}"])
+    labels = list(plots.short_labels(names))
+    assert 3 == len(set(labels))
+    assert [32, 32, 32] == [len(label) for label in labels]
+    assert ["x" * 28 + "\u2026(2)", "x" * 28 + "\u2026(3)"] == labels[1:]
+
+
+def test_short_labels_never_take_the_label_of_a_name_that_fits():
+    fits = "x" * 31 + "\u2026"
+    labels = plots.short_labels(pd.Series(["x" * 40, fits]))
+    assert fits == labels.iloc[1]
+    assert fits != labels.iloc[0]
+    assert 32 >= len(labels.iloc[0])
+
+
+def test_chart_labels_shorten_before_escaping_dollars():
+    labels = plots.chart_labels(pd.Series(["$" * 40, "$5 Ltd"]))
+    assert ["\\$" * 31 + "\u2026", "\\$5 Ltd"] == list(labels)
+
+
+def _shown(text: str) -> str:
+    return text.replace("\\$", "$")
+
+
+def _draw_quietly(figure: Figure, caplog: pytest.LogCaptureFixture) -> None:
+    """Render the figure; fail on any warning, logged or raised, such as a collapsed layout."""
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figure._repr_png_()
+    assert [] == [str(warning.message) for warning in caught]
+    assert [] == [record.getMessage() for record in caplog.records]
+
+
+def test_charts_of_hostile_names_draw_short_labels_without_a_warning(caplog):
+    names = [*HOSTILE_TEXTS, f"{HOSTILE_TEXTS[3]} Anna Petrova"]
+    count = len(names)
+    managers = pd.DataFrame({"name": names, "score": [0.5 + 0.1 * n for n in range(count)]})
+    profit = pd.DataFrame(
+        {"Manager": names, "Revenue": [1e6 * (n + 1) for n in range(count)], "Net profit": 5e5}
+    )
+    products = pd.DataFrame({"Product": names, "Revenue": [1e6] * count})
+    for figure in (
+        plots.score_chart(managers),
+        plots.profit_chart(profit, "RUB"),
+        plots.share_chart(products, "Product", "RUB"),
+    ):
+        _draw_quietly(figure, caplog)
+        ticks = [_shown(tick.get_text()) for tick in figure.axes[0].get_yticklabels()]
+        assert count == len(set(ticks))
+        assert plots.LABEL_LIMIT == max(len(tick) for tick in ticks)
+        assert {short for short in ticks if len(short) < plots.LABEL_LIMIT} <= set(names)
+
+
+def test_waterfall_of_two_long_names_shortens_its_ticks_and_title_not_its_alt(caplog):
+    high, low = f"{HOSTILE_TEXTS[3]} Anna", f"{HOSTILE_TEXTS[3]} Boris"
+    table = pd.DataFrame({"label": ["Win rate", "Average deal"], "contribution": [-2e5, -1e5]})
+    title = f"Net profit: from {high} to {low}"
+    figure = plots.waterfall_chart(table, high, low, "RUB", title, start=1e6)
+    _draw_quietly(figure, caplog)
+    short_high, short_low = (
+        "Amalgamated Regional-Tradin\u2026Anna",
+        "Amalgamated Regional-Tradi\u2026Boris",
+    )
+    ticks = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    assert [short_high, "Win rate", "Average deal", short_low] == ticks
+    assert f"Net profit: from\n{short_high} to\n{short_low}" == figure.axes[0].get_title()
+    assert figure.alt.startswith(f"{title}: from {high} 1.0M RUB to {low} 700.0K RUB")
+
+
+def test_wrap_title_breaks_a_long_title_between_names_not_inside_them():
+    title = "Net profit: from Anna Maria Petrova to Boris Ivanov"
+    assert title == plots.wrap_title(title, 8.0)
+    assert "Net profit: from Anna\nMaria Petrova to Boris\nIvanov" == plots.wrap_title(title, 3.0)
+    names = ("Anna Maria Petrova", "Boris Ivanov")
+    wrapped = plots.wrap_title(title, 3.0, names)
+    assert "Net profit: from\nAnna Maria Petrova to\nBoris Ivanov" == wrapped
