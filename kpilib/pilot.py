@@ -65,7 +65,7 @@ from kpilib.metrics import (
     sales_departments,
 )
 from kpilib.periods import data_as_of
-from kpilib.plots import PALETTE, ReportFigure, literal, money_axis, new_figure
+from kpilib.plots import PALETTE, ReportFigure, chart_labels, money_axis, new_figure
 from kpilib.schemas import CRM
 
 MIN_MONTHS_BEFORE = 6  # months before the start needed to check the trends before it
@@ -750,7 +750,12 @@ def pilot_chart(
         alt += f"; the estimated change with the KPI system is {_change(factor)}"
     figure = new_figure(9, 6, alt + ".")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(2, 1))
-    name, others_label = literal(pd.Series([evaluation.name, others]))
+    # The legend and title name the pilot and, when there is one, the department it is compared
+    # with; several are counted (the alt text lists them all).
+    shown = [*evaluation.control_names] if len(evaluation.control_names) == 1 else []
+    name, *other = chart_labels(pd.Series([evaluation.name, *shown]))
+    count = len(evaluation.control_names)
+    others_label = other[0] if other else (f"{count} other departments" if count else others)
     top.plot(x, data["treated"], marker="o", color=PALETTE["profit"], label=f"{name} (pilot)")
     top.plot(
         x, data["control"], marker="s", color=PALETTE["revenue"], label=f"{others_label} (without)"

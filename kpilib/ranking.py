@@ -37,7 +37,7 @@ from matplotlib.ticker import PercentFormatter
 
 from kpilib.display import NO_DATA, fmt
 from kpilib.history import ScoreHistory, chosen_months
-from kpilib.plots import PALETTE, ReportFigure, literal, money_axis, new_figure
+from kpilib.plots import PALETTE, ReportFigure, chart_labels, money_axis, new_figure
 
 RANK_GAP = 1 / 3  # flagged: profit rank at least this share of the group below the score rank
 MIN_GAP = 2  # ...and at least this many places (in a tiny group one place is no signal)
@@ -381,7 +381,7 @@ def ranking_chart(ranks: pd.DataFrame, currency: str) -> ReportFigure:
         label="Flagged: ranked a third of the group lower by profit than by score",
     )
     for label, x, y in zip(
-        literal(flagged["name"]), flagged["score"], flagged["net_profit"], strict=True
+        chart_labels(flagged["name"]), flagged["score"], flagged["net_profit"], strict=True
     ):
         ax.annotate(label, (x, y), xytext=(6, 4), textcoords="offset points", fontsize="small")
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))

@@ -31,7 +31,7 @@ from kpilib.display import NO_DATA, fmt, fmt_met, in_sentence, is_known, listing
 from kpilib.history import ScoreHistory
 from kpilib.metrics import METRICS, sales_departments
 from kpilib.params import Scheme
-from kpilib.plots import PALETTE, ReportFigure, literal, new_figure
+from kpilib.plots import PALETTE, ReportFigure, chart_labels, literal, new_figure
 from kpilib.schemas import CRM
 from kpilib.services import (
     NOT_ASSIGNED,
@@ -588,11 +588,13 @@ def compliance_chart(compliance: pd.DataFrame) -> ReportFigure:
         first = rows.iloc[0]
         unit = METRICS[first["metric"]].unit
         groups = rows.groupby("service_department_id", sort=False)
+        names = rows.drop_duplicates("service_department_id").set_index("service_department_id")
+        labels = chart_labels(names["service_department"])
         shown: set[str] = set()
-        for number, (_, group) in enumerate(groups):
+        for number, (service, group) in enumerate(groups):
             group = group.sort_values("month")
             x = [positions[month] for month in group["month"]]
-            name = literal(group["service_department"]).iloc[0]
+            name = labels[service]
             ax.plot(
                 x,
                 group["actual"].to_numpy(dtype=float),
