@@ -207,38 +207,29 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, fmt: str = "c
     return written
 
 
-class _IntAsWritten(int):
-    """A YAML integer that remembers how it was written, for fields that expect text."""
+def _as_written(number: type) -> type:
+    """A subclass of `number` whose values remember how YAML wrote them, for text fields."""
 
-    written: str
+    class AsWritten(number):  # type: ignore[valid-type, misc]
+        written: str
 
-    def __new__(cls, value: int, written: str) -> _IntAsWritten:
-        number = super().__new__(cls, value)
-        number.written = written
-        return number
+        def __new__(cls, value: Any, written: str) -> AsWritten:
+            made = super().__new__(cls, value)
+            made.written = written
+            return made
 
-    def __str__(self) -> str:
-        return self.written
+        def __str__(self) -> str:
+            return self.written
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (int(self), self.written))
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (type(self), (number(self), self.written))
+
+    AsWritten.__name__ = AsWritten.__qualname__ = f"_{number.__name__.title()}AsWritten"
+    return AsWritten
 
 
-class _FloatAsWritten(float):
-    """A YAML float that remembers how it was written, for fields that expect text."""
-
-    written: str
-
-    def __new__(cls, value: float, written: str) -> _FloatAsWritten:
-        number = super().__new__(cls, value)
-        number.written = written
-        return number
-
-    def __str__(self) -> str:
-        return self.written
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (float(self), self.written))
+_IntAsWritten = _as_written(int)
+_FloatAsWritten = _as_written(float)
 
 
 class _CodeKeepingLoader(yaml.SafeLoader):
@@ -253,11 +244,11 @@ class _CodeKeepingLoader(yaml.SafeLoader):
     build Python objects (``!!python/object``) are refused, as by every safe loader.
     """
 
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> _IntAsWritten:  # type: ignore[override]
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
         """An integer carrying its written text."""
         return _IntAsWritten(super().construct_yaml_int(node), str(node.value))
 
-    def construct_yaml_float(self, node: yaml.ScalarNode) -> _FloatAsWritten:  # type: ignore[override]
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:  # type: ignore[override]
         """A float carrying its written text."""
         return _FloatAsWritten(super().construct_yaml_float(node), str(node.value))
 

@@ -16,18 +16,11 @@ from typing import Any
 
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Route
 
-CHROMIUM_ENV = "KPI_CHROMIUM"
+from kpilib.pdf import CHROMIUM_ENV, OFFLINE_FLAGS
+
 DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
-# The machines that open the reports refuse outside connections; as root Chromium needs no sandbox.
-OFFLINE_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
+# The kit's own offline flags (the PDF printer's); Playwright adds its headless mode itself.
+OFFLINE_ARGS = tuple(flag for flag in OFFLINE_FLAGS if flag != "--headless")
 INSTALL_HINT = (
     "install Debian's Chromium with `apt-get install -y chromium` (or `bash .ci/ensure-chromium`), "
     f"or set {CHROMIUM_ENV} to a Chromium executable"
