@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -204,8 +205,17 @@ def positive_seconds(text: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.pdf:
         find_chromium()  # no PDF printer: say so before any report runs
-    with batch_lock(args.out):
-        return _run_batch(args)
+    # A scheduler stopping the batch (SIGTERM) stops its workers and releases the lock too.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with batch_lock(args.out):
+            return _run_batch(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -215,7 +225,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     period = resolve_quarter(args.period, crm) if quarterly else resolve_period(args.period, crm)
     label = str(period) if quarterly else f"{period:%Y-%m}"
     known = list(sales_departments(crm)["department_id"])
-    chosen = args.department or known
+    chosen = list(dict.fromkeys(args.department or known))  # each department once
     unknown = [d for d in chosen if d not in known]
     if unknown:
         raise ParamsError(

@@ -150,7 +150,9 @@ def styled(
         ]
         for column in text.columns
     }
-    styler = styler.set_table_styles(align, overwrite=False).set_td_classes(status_classes(text))
+    styler = styler.set_table_styles(align, overwrite=False)
+    if text.index.is_unique and text.columns.is_unique:  # pandas can place classes only then
+        styler = styler.set_td_classes(status_classes(text))
     if caption:
         styler = styler.set_caption(escape(caption))
     return styler

@@ -317,7 +317,7 @@ def _with_toc(page: str) -> str:
     section (the first cell holding an h2), or at the top of the page when it has none."""
     toc = _toc(page)
     first_section = page.find("<h2")
-    cell = page.rfind('<div class="jp-Cell', 0, first_section) if first_section >= 0 else -1
+    cell = page.rfind('<div class="jp-Cell ', 0, first_section) if first_section >= 0 else -1
     if cell < 0:
         return page.replace(_TOC_MARKER, toc, 1)
     return page[:cell].replace(_TOC_MARKER, "", 1) + toc + "\n" + page[cell:]
@@ -351,6 +351,13 @@ def write_error_page(html: Path, *, title: str, step: str, error: str, previous:
         previous: The report's page; when it exists, the page says it is the last good one and
             links it.
     """
+    executed = previous.with_name(previous.name.removesuffix(".html") + ".failed.ipynb")
+    audit = (
+        f'<p>The notebook as executed up to the failure: <a href="{escape(quote(executed.name))}">'
+        f"{escape(executed.name)}</a>.</p>"
+        if executed.is_file()
+        else ""
+    )
     if previous.is_file():
         kept = (
             f'<p>The last good report is still in place: <a href="{escape(quote(previous.name))}">'
@@ -361,10 +368,9 @@ def write_error_page(html: Path, *, title: str, step: str, error: str, previous:
     body = (
         f'<h1>{escape(title)}</h1>\n<p class="kpi-failed">This report failed and was not '
         f'written.</p>\n<table class="kpi-params">\n<tr><th>Step</th><td>{escape(step)}</td></tr>'
-        f"\n</table>\n<h2>Error</h2>\n<pre>{escape(error)}</pre>\n{kept}\n"
+        f"\n</table>\n<h2>Error</h2>\n<pre>{escape(error)}</pre>\n{audit}{kept}\n"
     )
-    html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(_page(f"{title}: failed", body), encoding="utf-8")
+    write_atomically(html, _page(f"{title}: failed", body))
 
 
 def _page(title: str, body: str) -> str:

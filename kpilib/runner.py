@@ -33,7 +33,6 @@ import psutil
 
 from kpilib import paths
 from kpilib.errors import KpiError, ReportError
-from kpilib.io import write_json
 from kpilib.params import RunParams, effective_scheme, load_run_params, scheme_path
 from kpilib.pdf import print_pdf
 from kpilib.render import (
@@ -212,8 +211,11 @@ class _Plan:
 
 
 def is_file_safe(department_id: str) -> bool:
-    """Whether an id can name report files: word characters, dots and dashes, no leading dot."""
-    return re.fullmatch(r"\w[\w.-]*", department_id) is not None
+    """Whether an id can name report files: word characters, dots and dashes, no leading dot,
+    and no ending that reads as another report's file (``north.error``, ``north.failed``)."""
+    return re.fullmatch(r"\w[\w.-]*", department_id) is not None and not department_id.endswith(
+        (".error", ".failed", ".kpis")
+    )
 
 
 def run_job(
@@ -268,16 +270,24 @@ def run_job(
         for suffix in suffixes:
             (staging / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
         # A PDF left from an earlier run would no longer match the page.
-        for stale in (".failed.json", ".error.html", *(() if pdf else (".pdf",))):
+        for stale in (".failed.json", ".error.html", ".failed.ipynb", *(() if pdf else (".pdf",))):
             (job.out_dir / f"{name}{stale}").unlink(missing_ok=True)
         return Outcome(name, True, time.monotonic() - started, html=job.out_dir / f"{name}.html")
     except Exception as error:  # one report's failure, whatever it is, must not end the batch
         message = str(error) if isinstance(error, KpiError) else f"{type(error).__name__}: {error}"
         outcome = Outcome(name, False, time.monotonic() - started, step, message)
+        _keep_failed_notebook(job)
         record_failure(job.out_dir, job.period, outcome, job.title)
         return outcome
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _keep_failed_notebook(job: Job) -> None:
+    """Keep the executed notebook of a failed run, up to the failing cell, for audit."""
+    executed = staging_folder(job) / f"{job.department_id}.ipynb"
+    if executed.is_file():
+        executed.replace(job.out_dir / f"{job.department_id}.failed.ipynb")
 
 
 def staging_folder(job: Job) -> Path:
@@ -295,9 +305,10 @@ def record_failure(out_dir: Path, period: str, outcome: Outcome, title: str = ""
         title: The report's title, for the error page's heading.
     """
     name = outcome.department_id
-    write_json(
-        {"period": period, "department_id": name, "step": outcome.step, "error": outcome.error},
-        out_dir / f"{name}.failed.json",
+    failure = {"period": period, "department_id": name, "step": outcome.step}
+    failure["error"] = outcome.error
+    write_atomically(
+        out_dir / f"{name}.failed.json", json.dumps(failure, indent=2, ensure_ascii=False) + "\n"
     )
     write_error_page(
         out_dir / f"{name}.error.html",
@@ -352,29 +363,33 @@ def run_jobs(
             on_done(outcome)
 
     context = multiprocessing.get_context("fork")
-    while pending or running:
-        while pending and len(running) < max(1, workers):
-            job = pending.pop()
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_work, args=(job, sender, pdf, cell_timeout), daemon=False
-            )
-            process.start()
-            sender.close()
-            running[receiver] = _Worker(job, process, time.monotonic())
-        deadline = min(w.started + timeout for w in running.values())
-        ready = wait(list(running), timeout=max(0.0, deadline - time.monotonic()))
-        for receiver in ready:
-            outcome = _receive(receiver, running[receiver])
-            if outcome is not None:
-                del running[receiver]
-                finish(outcome)
-        now = time.monotonic()
-        for receiver, worker in list(running.items()):
-            if now - worker.started >= timeout:
-                del running[receiver]
-                receiver.close()
-                finish(_time_out(worker, timeout))
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, workers):
+                job = pending.pop()
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_work, args=(job, sender, pdf, cell_timeout), daemon=False
+                )
+                process.start()
+                sender.close()
+                running[receiver] = _Worker(job, process, time.monotonic())
+            deadline = min(w.started + timeout for w in running.values())
+            wait(list(running), timeout=max(0.0, deadline - time.monotonic()))
+            for receiver, worker in list(running.items()):
+                outcome = _drain(receiver, worker)
+                if outcome is None and time.monotonic() - worker.started >= timeout:
+                    receiver.close()
+                    outcome = _time_out(worker, timeout)
+                if outcome is not None:
+                    del running[receiver]
+                    finish(outcome)
+    finally:  # the batch itself is stopping: no worker may go on writing unsupervised
+        for receiver, worker in running.items():
+            receiver.close()
+            _kill_tree(worker.process.pid)
+            worker.process.join()
+            shutil.rmtree(staging_folder(worker.job), ignore_errors=True)
     return outcomes
 
 
@@ -392,16 +407,21 @@ def _work(job: Job, sender: Connection, pdf: bool, cell_timeout: int) -> None:
     sender.close()
 
 
-def _receive(receiver: Connection, worker: _Worker) -> Outcome | None:
-    """Read what a worker said: a step (None: still running) or its outcome (it is done)."""
-    try:
-        message = receiver.recv()
-    except (EOFError, OSError):
-        return _collect(receiver, worker, None)
-    if isinstance(message, str):
+def _drain(receiver: Connection, worker: _Worker) -> Outcome | None:
+    """Read everything a worker has said: its steps, then its outcome when it is done.
+
+    Returns:
+        The outcome (also a failure when the worker died without one), or None while it runs.
+    """
+    while receiver.poll(0):
+        try:
+            message = receiver.recv()
+        except (EOFError, OSError):
+            return _collect(receiver, worker, None)
+        if not isinstance(message, str):
+            return _collect(receiver, worker, message)
         worker.step = message
-        return None
-    return _collect(receiver, worker, message)
+    return None
 
 
 def _collect(receiver: Connection, worker: _Worker, outcome: Outcome | None) -> Outcome:
@@ -439,6 +459,7 @@ def _time_out(worker: _Worker, timeout: float) -> Outcome:
 def _abandon(job: Job, outcome: Outcome) -> None:
     """Record a failure the worker could not record itself and clear its staging folder."""
     job.out_dir.mkdir(parents=True, exist_ok=True)
+    _keep_failed_notebook(job)
     record_failure(job.out_dir, job.period, outcome, job.title)
     shutil.rmtree(staging_folder(job), ignore_errors=True)
 
@@ -449,6 +470,7 @@ def _kill_tree(pid: int | None) -> None:
         return
     try:
         root = psutil.Process(pid)
+        root.suspend()  # it can start nothing more while its family is listed
         family = [*root.children(recursive=True), root]
     except psutil.NoSuchProcess:
         return
@@ -554,9 +576,9 @@ def _versions() -> dict[str, str]:
 
 
 def _file_digest(path: Path) -> str:
-    """``sha256:<first 16 hex digits>`` of the file's bytes, or why there is none."""
+    """``sha256:<hex digest>`` of the file's bytes, or why there is none."""
     try:
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
 

@@ -112,3 +112,9 @@ def test_right_to_left_names_are_isolated_so_the_figures_after_them_keep_their_p
         "then <bdi>עברית</bdi> &quot;x&quot; and &lt;b&gt;" == html_text(sentence)
     )
     assert "<li>Lowest: <bdi>شركة" in bullets([sentence]).data
+
+
+def test_a_table_with_a_repeated_index_still_renders_with_its_status_marks():
+    frame = pd.DataFrame({"Result": ["met", "missed"]}, index=[0, 0])
+    page = styled(frame).to_html()
+    assert ">met</td>" in page and ">missed</td>" in page

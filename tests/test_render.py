@@ -207,6 +207,7 @@ def test_html_table_of_contents_links_resolve_to_headings(report_html: str) -> N
     assert report_html.index("</nav>") < report_html.index("VALUE 50")
     # After the title, before the first section.
     assert report_html.index(">Monthly report<") < toc.start() < report_html.index("<h2")
+    assert report_html[toc.end() :].lstrip().startswith('<div class="jp-Cell ')  # between cells
 
 
 def test_html_title_is_escaped(report_html: str) -> None:

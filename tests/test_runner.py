@@ -323,6 +323,8 @@ def test_a_failing_cell_a_killed_kernel_and_a_hang_leave_the_previous_reports_an
         page = (out_dir / f"{name}.error.html").read_text()
         assert f"<td>{step}</td>" in page and html.escape(message) in page
         assert f'href="{name}.html"' in page  # links the last good report
+        assert f'href="{name}.failed.ipynb"' in page  # and the notebook as far as it ran
+        assert (out_dir / f"{name}.failed.ipynb").is_file()
     assert 25 <= outcomes["hang"].seconds < 60
     index = finish_batch(tmp_path, list(outcomes.values()), PERIOD).read_text()
     assert index.count('<span class="kpi-failed">FAILED</span>') == 3
@@ -388,3 +390,28 @@ def test_pdf_is_printed_beside_the_report_and_linked_from_the_index(tmp_path):
     assert (out_dir / "north.pdf").read_bytes().startswith(b"%PDF-")
     index = finish_batch(tmp_path, [outcome], PERIOD).read_text()
     assert 'href="monthly/2025-12/north.pdf">PDF</a>' in index
+
+
+def test_a_batch_stopped_midway_stops_its_workers_and_kernels_too(tmp_path):
+    out_dir = tmp_path / "monthly" / PERIOD
+    quick = _notebook(tmp_path / "quick.ipynb", "open(results_path, 'w').write('{}')")
+    hang = _notebook(tmp_path / "hang.ipynb", "import time\ntime.sleep(600)")
+    jobs = [
+        Job(n, PERIOD, nb, out_dir, {"x": 2}, n) for n, nb in (("hang", hang), ("quick", quick))
+    ]
+
+    def stop(outcome):
+        raise KeyboardInterrupt  # the operator, or the scheduler's SIGTERM, ends the batch
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, workers=2, on_done=stop)
+    assert [] == psutil.Process().children(recursive=True)
+    assert [] == list(out_dir.glob(".staging-*"))
+    assert not (out_dir / "hang.html").exists()
+
+
+def test_an_id_that_reads_as_another_reports_file_cannot_name_a_report(tmp_path):
+    period = pd.Period(PERIOD, "M")
+    jobs, failed = monthly_jobs(["north.error", "north"], period, tmp_path, paths.PARAMS, tmp_path)
+    assert ["north"] == [job.department_id for job in jobs]
+    assert "cannot name a report file" in failed[0].error
