@@ -591,7 +591,8 @@ def batch_lock(out: Path) -> Iterator[None]:
     """Hold the reports folder for one batch at a time.
 
     A second batch on the same folder stops at once with a message naming the batch that holds
-    it; the lock is released when the holder ends, however it ends (it is an OS file lock).
+    it. It is an OS file lock: released when the holder ends, however it ends, and its report
+    workers with it (they share the lock; `run_jobs` stops them when the batch stops).
 
     Raises:
         ReportError: Another batch holds the folder.
