@@ -306,12 +306,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def write_json(data: Any, path: Path) -> Path:
-    """Write `data` as stable, indented JSON (NaN written as null)."""
+def write_atomically(path: Path, text: str) -> None:
+    """Write a text file so that a reader sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def write_json(data: Any, path: Path) -> Path:
+    """Write `data` as stable, indented JSON (NaN written as null), replacing the file at once."""
+    write_atomically(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
 

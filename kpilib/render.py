@@ -26,6 +26,7 @@ from traitlets.config import Config
 from kpilib import paths
 from kpilib.display import fmt
 from kpilib.errors import ReportError
+from kpilib.io import write_atomically
 
 __all__ = [
     "declared_parameters",
@@ -548,14 +549,6 @@ def _plain(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     return "" if value is None else str(value)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a text file so that a reader sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
 
 
 def _read_json(path: Path) -> tuple[dict, str | None]:

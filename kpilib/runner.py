@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import multiprocessing
 import multiprocessing.process
 import os
@@ -33,6 +32,7 @@ import psutil
 
 from kpilib import paths
 from kpilib.errors import KpiError, ReportError
+from kpilib.io import write_json
 from kpilib.params import RunParams, effective_scheme, load_run_params, scheme_path
 from kpilib.pdf import print_pdf
 from kpilib.render import (
@@ -41,7 +41,6 @@ from kpilib.render import (
     execute_notebook,
     export_html,
     last_started_cell,
-    write_atomically,
     write_error_page,
     write_index,
 )
@@ -305,10 +304,9 @@ def record_failure(out_dir: Path, period: str, outcome: Outcome, title: str = ""
         title: The report's title, for the error page's heading.
     """
     name = outcome.department_id
-    failure = {"period": period, "department_id": name, "step": outcome.step}
-    failure["error"] = outcome.error
-    write_atomically(
-        out_dir / f"{name}.failed.json", json.dumps(failure, indent=2, ensure_ascii=False) + "\n"
+    write_json(
+        {"period": period, "department_id": name, "step": outcome.step, "error": outcome.error},
+        out_dir / f"{name}.failed.json",
     )
     write_error_page(
         out_dir / f"{name}.error.html",
@@ -503,9 +501,7 @@ def finish_batch(
             record_failure(folder, period, outcome)
     if manifest is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(
-            folder / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        )
+        write_json(manifest, folder / MANIFEST)
     return write_index(out)
 
 
