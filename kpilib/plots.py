@@ -217,7 +217,8 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
         x="Amount",
         y="Manager",
         hue="Measure",
-        palette=[PALETTE["revenue"], PALETTE["profit"]],
+        # By name: without cost data the net profit bars are missing, and a list would shift.
+        palette={"Revenue": PALETTE["revenue"], "Net profit": PALETTE["profit"]},
         ax=ax,
     )
     ax.xaxis.set_major_formatter(money_axis(currency))

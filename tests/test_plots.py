@@ -160,3 +160,18 @@ def test_wrap_title_breaks_a_long_title_between_names_not_inside_them():
     names = ("Anna Maria Petrova", "Boris Ivanov")
     wrapped = plots.wrap_title(title, 3.0, names)
     assert "Net profit: from\nAnna Maria Petrova to\nBoris Ivanov" == wrapped
+
+
+def _bar_colours(figure: Figure) -> set[tuple[float, ...]]:
+    return {tuple(p.get_facecolor()) for p in figure.axes[0].patches if p.get_width()}
+
+
+def test_profit_chart_without_cost_data_keeps_the_revenue_colour() -> None:
+    # A source without costs (no net profit) leaves one measure; its bars keep their own colour.
+    full = pd.DataFrame({"Manager": ["A", "B"], "Revenue": [5.0, 3.0], "Net profit": [2.0, 1.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = plots.profit_chart(full.assign(**{"Net profit": None}), "USD")
+    revenue_only = plots.profit_chart(full.assign(**{"Net profit": 0.0}), "USD")
+    assert len(_bar_colours(figure)) == 1
+    assert _bar_colours(figure) <= _bar_colours(revenue_only)
