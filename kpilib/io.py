@@ -1,8 +1,10 @@
 """The only module that reads and writes files: data sources, YAML and result files.
 
 A data source is a folder holding the contract's tables as ``<table>.csv``, ``<table>.parquet`` or
-``<table>.xlsx``. Cells are read as they are (CSV and Excel as text) and handed to
-`kpilib.validation`, which checks them against the contract and reports every problem at once.
+``<table>.xlsx``, or one Excel workbook with a sheet per table. Cells are read as they are (CSV and
+Excel as text, Excel date cells as dates) and handed to `kpilib.validation`, which checks them
+against the contract and reports every problem at once. A CRM export in another shape is read
+through a YAML mapping (`kpilib.mapping`), which reads its files with `read_raw` too.
 
 Every CSV or Excel file the kit writes goes through `spreadsheet_safe` first (CSV through
 `write_csv`): CRM text is typed by anyone, and a cell such as ``=HYPERLINK(...)`` would run as a
@@ -11,6 +13,9 @@ formula in the spreadsheet that opens it. Parquet keeps text exactly.
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
+import datetime as dt
 import hashlib
 import json
 import re
@@ -26,6 +31,9 @@ from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES
 from kpilib.validation import validate_tables
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".xlsx": "excel", ".xls": "excel"}
+FILE_KINDS = {**READERS, ".txt": "csv"}
+"""Every file `read_raw` reads: the contract's formats, and ``.txt`` exports read as CSV."""
+WORKBOOKS = (".xlsx", ".xls")
 
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 """First characters that make a spreadsheet read a text cell as a formula (the full-width
@@ -65,25 +73,116 @@ def find_tables(folder: Path) -> dict[str, Path]:
     return {table: paths[0] for table, paths in found.items()}
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """Read one table file as it is; CSV and Excel cells are read as text, empty cells as missing.
+def read_raw(
+    path: Path, *, encoding: str = "utf-8", delimiter: str = ",", sheet: str | None = None
+) -> pd.DataFrame:
+    """Read one table file as it is: CSV and Excel cells as text, empty cells as missing.
 
     Reading text keeps identifiers such as ``007`` intact and leaves every type decision to the
-    contract's validation, which reports what it cannot convert.
+    contract's validation, which reports what it cannot convert. Excel is read the same way:
+    a number cell 7 reads ``"7"``, and a column holding only date cells reads as dates.
+
+    Args:
+        path: A ``.csv``, ``.txt`` (read as CSV), ``.parquet``, ``.xlsx`` or ``.xls`` file.
+        encoding: The text encoding of a CSV file (UTF-8 may start with a byte order mark).
+        delimiter: The field separator of a CSV file.
+        sheet: The sheet of a workbook; None reads the first.
+
+    Raises:
+        DataContractError: The file cannot be read, is not valid text in `encoding`, or the
+            workbook has no such sheet.
     """
-    kind = READERS[path.suffix.lower()]
+    kind = FILE_KINDS[path.suffix.lower()]
     try:
         if kind == "csv":
             return pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig"
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                encoding=_with_bom(encoding),
+                sep=delimiter,
             )
         if kind == "parquet":
             return pd.read_parquet(path)
-        # calamine reads both .xlsx and the older .xls format.
-        return pd.read_excel(
-            path, dtype=str, keep_default_na=False, na_values=[""], engine="calamine"
+        return _read_sheet(path, sheet)
+    except UnicodeDecodeError as exc:
+        raise DataContractError(
+            f"{path} is not valid {encoding} text ({exc.reason}: byte "
+            f"0x{exc.object[exc.start]:02x} at position {exc.start}). Give its encoding, for "
+            "example cp1251 or latin-1 (the `encoding` key of a mapping's source), or save it "
+            "as UTF-8."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise DataContractError(f"Cannot read {path}: {exc}") from exc
+
+
+def _with_bom(encoding: str) -> str:
+    """UTF-8 read so that a byte order mark (as spreadsheets write it) is not part of a name."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _read_sheet(path: Path, sheet: str | None) -> pd.DataFrame:
+    # calamine reads both .xlsx and the older .xls format.
+    with pd.ExcelFile(path, engine="calamine") as workbook:
+        return _sheet_cells(workbook, path, sheet)
+
+
+def _sheet_cells(workbook: pd.ExcelFile, path: Path, sheet: str | None) -> pd.DataFrame:
+    if sheet is not None and sheet not in workbook.sheet_names:
+        raise DataContractError(
+            f"{path} has no sheet {sheet!r}; its sheets: {', '.join(workbook.sheet_names)}."
         )
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    cells = pd.read_excel(
+        workbook,
+        sheet_name=0 if sheet is None else sheet,
+        dtype=object,
+        keep_default_na=False,
+        na_values=[""],
+    )
+    return cells.apply(_excel_column)
+
+
+def _excel_column(cells: pd.Series) -> pd.Series:
+    """A column of Excel cells: dates if every filled cell is a date, otherwise text."""
+    filled = cells.dropna()
+    if len(filled) and all(isinstance(cell, dt.date) for cell in filled):
+        return pd.to_datetime(cells)
+    return cells.map(_excel_text, na_action="ignore").astype("str")
+
+
+def _excel_text(cell: object) -> str:
+    """One Excel cell as text: whole numbers without ``.0``, dates in ISO 8601."""
+    if isinstance(cell, dt.datetime):
+        return cell.strftime("%Y-%m-%d" if cell.time() == dt.time() else "%Y-%m-%d %H:%M:%S")
+    if isinstance(cell, dt.date):
+        return cell.isoformat()
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)
+
+
+def read_workbook(path: Path) -> dict[str, pd.DataFrame]:
+    """Read a workbook holding one sheet per contract table, named after the table.
+
+    Sheets that are not contract tables are not read (`read_source` notes them).
+
+    Raises:
+        DataContractError: The workbook cannot be read or lacks a required table's sheet.
+    """
+    try:
+        with pd.ExcelFile(path, engine="calamine") as workbook:
+            sheets = [str(name) for name in workbook.sheet_names]
+            missing = [table for table in REQUIRED_TABLES if table not in sheets]
+            if missing:
+                raise DataContractError(
+                    f"Workbook {path} lacks the sheet(s) {', '.join(missing)} of the required "
+                    f"table(s); its sheets: {', '.join(sheets)}."
+                )
+            return {
+                table: _sheet_cells(workbook, path, table) for table in sheets if table in MODELS
+            }
+    except (OSError, ValueError) as exc:
         raise DataContractError(f"Cannot read {path}: {exc}") from exc
 
 
@@ -97,21 +196,37 @@ def fingerprint(paths: Mapping[str, Path]) -> str:
 
 
 def read_source(folder: Path | str) -> CRM:
-    """Read and validate a data source folder.
+    """Read and validate a data source folder, or one workbook with a sheet per table.
 
     Args:
-        folder: Folder holding the contract's tables (CSV, Parquet or Excel files).
+        folder: Folder holding the contract's tables (CSV, Parquet or Excel files), or an
+            ``.xlsx``/``.xls`` workbook whose sheets are named after the tables.
 
     Returns:
-        The validated tables.
+        The validated tables; for a workbook, a note names the sheets that were not read.
 
     Raises:
         DataContractError: Listing every problem of every table at once.
     """
     folder = Path(folder)
+    if folder.suffix.lower() in WORKBOOKS and not folder.is_dir():
+        return _read_workbook_source(folder)
     paths = find_tables(folder)
     raw = {table: read_raw(path) for table, path in paths.items()}
     return validate_tables(raw, source=str(folder), digest=fingerprint(paths))
+
+
+def _read_workbook_source(path: Path) -> CRM:
+    if not path.is_file():
+        raise DataContractError(f"Data source {path} is not a workbook file or a folder.")
+    raw = read_workbook(path)
+    crm = validate_tables(raw, source=str(path), digest=fingerprint({path.name: path}))
+    with pd.ExcelFile(path, engine="calamine") as workbook:
+        others = [str(sheet) for sheet in workbook.sheet_names if sheet not in raw]
+    if not others:
+        return crm
+    note = f"Sheet(s) not read, not being contract tables: {', '.join(others)}."
+    return dataclasses.replace(crm, notes=(note, *crm.notes))
 
 
 def spreadsheet_text(value: object) -> object:
