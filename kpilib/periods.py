@@ -42,7 +42,7 @@ def months_ending(period: pd.Period, count: int) -> list[pd.Period]:
 
 
 # Dates of things that happened (not promises): the latest of them dates the export.
-_ACTIVITY_DATES = {
+ACTIVITY_DATES = {
     "deals": ("created_on", "closed_on"),
     "leads": ("created_on",),
     "requests": ("received_at", "first_response_at"),
@@ -54,7 +54,7 @@ def data_as_of(crm: CRM) -> pd.Timestamp:
     """The day of the latest activity in the data: at most the day the export was taken."""
     latest = [
         table[column].max()
-        for name, columns in _ACTIVITY_DATES.items()
+        for name, columns in ACTIVITY_DATES.items()
         if (table := getattr(crm, name)) is not None
         for column in columns
         if column in table
