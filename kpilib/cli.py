@@ -1,4 +1,4 @@
-"""The ``kpi`` command line: demo data, validation, scoring, report batches and what-ifs.
+"""The ``kpi`` command line: demo data, validation, scoring, report batches, what-ifs and snapshots.
 
 Errors in input or parameters end the command with a one-paragraph message and exit code 2; a
 batch in which some reports failed finishes the others and exits with 1.
@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from kpilib import paths
+from kpilib import paths, snapshots
 from kpilib.demo import DemoConfig, generate
 from kpilib.display import fmt_diff
 from kpilib.errors import KpiError, ParamsError
-from kpilib.io import read_source, write_csv, write_tables
+from kpilib.io import write_csv, write_tables
 from kpilib.metrics import first_month, sales_departments
 from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
 from kpilib.pdf import find_chromium
@@ -42,6 +42,7 @@ from kpilib.runner import (
 )
 from kpilib.schemas import CRM, MODELS
 from kpilib.scoring import score_period, scorecard_json
+from kpilib.sources import open_source, pinned
 from kpilib.tuning import whatif, whatif_table
 
 log = logging.getLogger("kpi")
@@ -69,17 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--format", choices=["csv", "parquet"], default="csv")
 
     validate = commands.add_parser("validate", help="check a data source against the contract")
-    validate.add_argument("data", type=Path)
+    validate.add_argument("data", help=SOURCE_HELP)
+    _mapping(validate)
 
     score = commands.add_parser("score", help="score managers for a month")
-    score.add_argument("data", type=Path)
+    score.add_argument("data", help=SOURCE_HELP)
+    _mapping(score)
     _common(score)
     score.add_argument("--department", help="one department id (default: all)")
     score.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
     run = commands.add_parser("run", help="run a batch of reports")
     run.add_argument("kind", choices=["monthly", "quarterly"])
-    run.add_argument("--data", type=Path, default=paths.DEMO_DATA)
+    run.add_argument("--data", default=str(paths.DEMO_DATA), help=SOURCE_HELP)
+    _mapping(run)
     _common(run, "YYYY-MM for monthly, YYYYQn for quarterly (default: the latest complete one)")
     run.add_argument("--department", action="append", help="department id (repeatable)")
     run.add_argument("--out", type=Path, default=paths.REPORTS)
@@ -106,14 +110,67 @@ def _parser() -> argparse.ArgumentParser:
     whatif.add_argument("--scheme", type=Path, required=True, help="the proposed scheme file")
     whatif.add_argument("--from", dest="first", required=True, help="first month, YYYY-MM")
     whatif.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
-    whatif.add_argument("--data", type=Path, default=paths.DEMO_DATA)
+    whatif.add_argument("--data", default=str(paths.DEMO_DATA), help=SOURCE_HELP)
+    _mapping(whatif)
     whatif.add_argument("--department", help="one department id (default: all)")
     whatif.add_argument("--params", type=Path, default=paths.PARAMS, help="parameters folder")
     whatif.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter"
     )
     whatif.add_argument("--format", choices=["table", "json"], default="table")
+
+    ingest = commands.add_parser(
+        "ingest", help="validate a data source and keep it as a new snapshot in the store"
+    )
+    ingest.add_argument("data", help=SOURCE_HELP)
+    _mapping(ingest)
+    _store(ingest)
+    ingest.add_argument(
+        "--label", help="the snapshot's name (default: the data's latest complete month)"
+    )
+
+    listing = commands.add_parser("snapshots", help="list the snapshots in the store")
+    _store(listing)
+
+    diff = commands.add_parser("diff", help="what changed in the CRM between two snapshots")
+    diff.add_argument("old", nargs="?", help="id or label (default: the one before NEW)")
+    diff.add_argument("new", nargs="?", help="id or label (default: the latest)")
+    _store(diff)
+    diff.add_argument("--limit", type=int, default=10, help="deals listed per kind of change")
     return parser
+
+
+SOURCE_HELP = (
+    "data source: a folder of CSV/Parquet/Excel tables, a workbook, a database URL "
+    "(postgresql://user@host/db) or a snapshot store (data/kpi.duckdb, data/kpi.duckdb#ID)"
+)
+
+
+def _mapping(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mapping",
+        type=Path,
+        help="YAML mapping from the CRM export's tables and columns to the contract",
+    )
+
+
+def _store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=snapshots.DEFAULT_STORE,
+        help="the snapshot store (default: data/kpi.duckdb in the kit's folder)",
+    )
+
+
+def _open(args: argparse.Namespace, **filters: object) -> tuple[str, CRM]:
+    """The command's data source, named exactly, and its validated tables."""
+    data = pinned(args.data)
+    return data, open_source(data, _mapping_file(args), **filters)
+
+
+def _mapping_file(args: argparse.Namespace) -> Path | None:
+    return args.mapping.expanduser().resolve() if args.mapping else None
 
 
 def _common(
@@ -145,8 +202,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    crm = read_source(args.data)
-    lines = [f"Data source {args.data} is valid (fingerprint {crm.fingerprint})."]
+    _, crm = _open(args)
+    lines = [f"Data source {crm.source} is valid (fingerprint {crm.fingerprint})."]
     for table in MODELS:
         frame = getattr(crm, table)
         lines.append(
@@ -159,12 +216,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    crm = read_source(args.data)
     run = load_run_params(args.params, args.department, parse_overrides(args.set))
     scheme = effective_scheme(args.params, run)
+    # A database sends only what this month and department need.
+    until = parse_month(args.period) if args.period else None
+    _, crm = _open(args, until=until, department=args.department)
     if args.department and args.department not in set(sales_departments(crm)["department_id"]):
         raise ParamsError(
-            f"Department {args.department!r} is not a sales department of {args.data}."
+            f"Department {args.department!r} is not a sales department of {crm.source}."
         )
     card = score_period(crm, scheme, resolve_period(args.period, crm), args.department)
     if args.format == "json":
@@ -220,7 +279,7 @@ def _stop(signum: int, _frame: object) -> None:
 
 def _run_batch(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
-    crm = read_source(args.data)
+    data, crm = _open(args)
     quarterly = args.kind == "quarterly"
     period = resolve_quarter(args.period, crm) if quarterly else resolve_period(args.period, crm)
     label = str(period) if quarterly else f"{period:%Y-%m}"
@@ -230,11 +289,13 @@ def _run_batch(args: argparse.Namespace) -> int:
     if unknown:
         raise ParamsError(
             f"Unknown department(s) {', '.join(unknown)}; sales departments in "
-            f"{args.data}: {', '.join(known)}."
+            f"{crm.source}: {', '.join(known)}."
         )
     overrides = parse_overrides(args.set)
     plan = quarterly_jobs if quarterly else monthly_jobs
-    jobs, outcomes = plan(chosen, period, args.data, args.params, args.out, overrides)
+    jobs, outcomes = plan(
+        chosen, period, data, args.params, args.out, overrides, mapping=_mapping_file(args)
+    )
     what = "Quarterly verification" if quarterly else "Monthly reports"
     log.info("%s for %s: %d report(s)", what, label, len(jobs) + len(outcomes))
     with tqdm(total=len(jobs), unit="report", disable=None, file=sys.stderr) as bar:
@@ -256,7 +317,11 @@ def _run_batch(args: argparse.Namespace) -> int:
         period=label,
         started=started,
         finished=datetime.now(UTC),
-        data={"source": str(args.data), "fingerprint": crm.fingerprint},
+        data={
+            "source": crm.source,
+            "fingerprint": crm.fingerprint,
+            "mapping": str(_mapping_file(args) or ""),
+        },
         jobs=jobs,
         outcomes=outcomes,
         settings={
@@ -303,10 +368,10 @@ def _months(crm: CRM, first: str, last: str) -> list[pd.Period]:
 
 
 def _whatif(args: argparse.Namespace) -> int:
-    crm = read_source(args.data)
+    _, crm = _open(args)
     if args.department and args.department not in set(sales_departments(crm)["department_id"]):
         raise ParamsError(
-            f"Department {args.department!r} is not a sales department of {args.data}."
+            f"Department {args.department!r} is not a sales department of {crm.source}."
         )
     run = load_run_params(args.params, args.department, parse_overrides(args.set))
     current = effective_scheme(args.params, run)
@@ -342,12 +407,58 @@ def _whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    _, crm = _open(args)  # a source that breaks the contract never reaches the store
+    result = snapshots.ingest(args.store.expanduser().resolve(), crm, args.label)
+    snap = result.snapshot
+    if result.created:
+        log.info(
+            "Snapshot %s (%s) stored in %s from %s.", snap.id, snap.label, args.store, crm.source
+        )
+    else:
+        log.info(
+            "The store %s already holds this data as snapshot %s (%s); nothing added.",
+            args.store,
+            snap.id,
+            snap.label,
+        )
+    return 0
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    found = snapshots.list_snapshots(args.store.expanduser().resolve())
+    if not found:
+        sys.stdout.write(f"The store {args.store} holds no snapshot yet (kpi ingest adds one).\n")
+        return 0
+    table = pd.DataFrame(
+        {
+            "id": [s.id for s in found],
+            "label": [s.label for s in found],
+            "taken (UTC)": [f"{s.taken_at:%Y-%m-%d %H:%M}" for s in found],
+            "deals": [s.rows.get("deals") for s in found],
+            "fingerprint": [s.fingerprint for s in found],
+            "source": [s.source for s in found],
+        }
+    )
+    sys.stdout.write(table.to_string(index=False) + "\n")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    diff = snapshots.diff_snapshots(args.store.expanduser().resolve(), args.old, args.new)
+    sys.stdout.write(snapshots.describe_diff(diff, max(1, args.limit)) + "\n")
+    return 0
+
+
 COMMANDS = {
     "demo": _demo,
     "validate": _validate,
     "score": _score,
     "run": _run,
     "whatif": _whatif,
+    "ingest": _ingest,
+    "snapshots": _snapshots,
+    "diff": _diff,
 }
 
 

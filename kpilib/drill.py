@@ -20,7 +20,6 @@ from kpilib import paths
 from kpilib.discrepancies import run_lengths
 from kpilib.errors import ParamsError
 from kpilib.history import ScoreHistory, score_months
-from kpilib.io import read_source
 from kpilib.metrics import (
     METRICS,
     MetricSettings,
@@ -31,6 +30,7 @@ from kpilib.metrics import (
 from kpilib.params import Kpi, Scheme, load_scheme
 from kpilib.periods import in_period, parse_month, resolve_period
 from kpilib.schemas import CRM, first_won_deals
+from kpilib.sources import open_source
 
 _DEAL_VIEW = ["deal_id", "manager_id", "department_id", "stage", "created_on", "closed_on",
               "amount", "client_id", "product_id", "sale_type", "cost_price", "extra_hours",
@@ -205,22 +205,25 @@ def explore(
     first: str = "",
     last: str = "",
     months: int = 6,
+    mapping: str = "",
 ) -> Exploration:
     """Read the data and score a department's months for exploring one KPI.
 
     Args:
         department: A sales department id.
         kpi: The KPI's id in the scheme.
-        data: The data source folder (relative paths start at the kit's folder).
+        data: The data source (`kpilib.sources.open_source`; relative paths start at the kit's
+            folder).
         scheme: The KPI scheme file.
         first: The first month, YYYY-MM; `months` months before `last` when empty.
         last: The last month, YYYY-MM; the latest complete month when empty.
         months: How many months when `first` is empty.
+        mapping: The YAML mapping the source is read through; empty: none.
 
     Raises:
         ParamsError: Unknown department or KPI, or months outside the data.
     """
-    crm = read_source(paths.resolve(data))
+    crm = open_source(data, mapping or None)
     chosen = load_scheme(paths.resolve(scheme))
     kpis = {k.key: k for _, k, _ in chosen.weighted_kpis()}
     if kpi not in kpis:

@@ -19,7 +19,17 @@ from IPython.display import HTML
 from pandas.io.formats.style import Styler
 from pydantic import BaseModel, ConfigDict, Field
 
-from kpilib.display import SALE_TYPE_LABELS, fmt, fmt_met, header, month_name, note, styled
+from kpilib import paths, snapshots
+from kpilib.display import (
+    SALE_TYPE_LABELS,
+    fmt,
+    fmt_met,
+    fmt_signed,
+    header,
+    month_name,
+    note,
+    styled,
+)
 from kpilib.errors import ParamsError
 from kpilib.history import HISTORY_METRICS, ScoreHistory, score_window
 from kpilib.io import write_json
@@ -45,6 +55,7 @@ class MonthlyParams(BaseModel):
     trend_months: Whole = Field(default=12, ge=2, le=60)
     technical_hour_cost: Number | None = Field(default=None, ge=0)
     department_name: str = ""
+    mapping: str = ""  # YAML mapping the data source is read through; empty: none
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ def prepare_monthly(**parameters: Any) -> MonthlyReport:
     """
     params = validate_report_parameters(MonthlyParams, parameters)
     crm, scheme_file, scheme = load_report_inputs(
-        params.data, params.scheme, params.technical_hour_cost
+        params.data, params.scheme, params.technical_hour_cost, params.mapping
     )
     departments = sales_departments(crm)
     if params.department not in set(departments["department_id"]):
@@ -353,3 +364,106 @@ def plan_table(report: MonthlyReport) -> Styler | HTML:
         }
     )
     return styled(shown, {"Gap %": "share"}, cur, right=["Plan", "Actual", "Gap"])
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """How the department's past months changed between the previous snapshot and this one.
+
+    Attributes:
+        text: One paragraph for people.
+        months: `kpilib.snapshots.corrections_by_month` for the department's managers, only the
+            months whose won revenue changed; empty when nothing can be compared.
+    """
+
+    text: str
+    months: pd.DataFrame
+
+
+def data_corrections(report: MonthlyReport) -> Corrections:
+    """What of the change since the previous CRM export is data being corrected, not business.
+
+    Compares the snapshot the report runs on with the one before it in the store: deals added
+    late into months the previous export already covered, deals deleted and deals edited. Only
+    a report on a snapshot store (``kpi ingest``, then ``--data data/kpi.duckdb``) can say it.
+    """
+    empty = pd.DataFrame()
+    if not snapshots.is_store(report.params.data):
+        return Corrections(
+            "Corrections between CRM exports are tracked when the reports run on a snapshot "
+            "store (`kpi ingest`, then `--data data/kpi.duckdb`); this source is read as it is "
+            "now, so its past months cannot be compared with what earlier reports showed.",
+            empty,
+        )
+    store, ref = snapshots.parse_ref(report.params.data)
+    store = paths.resolve(store)
+    current = snapshots.find_snapshot(store, ref)
+    order = (current.taken_at, current.id)
+    if not any((s.taken_at, s.id) < order for s in snapshots.list_snapshots(store)):
+        return Corrections(
+            f"Snapshot {current.id} ({current.label}) is the store's first: there is no earlier "
+            "export to compare with.",
+            empty,
+        )
+    diff = snapshots.diff_snapshots(store, None, str(current.id))
+    managers = report.crm.managers
+    own = managers.loc[managers["department_id"].eq(report.department_id), "manager_id"]
+    table = snapshots.corrections_by_month(diff, list(own))
+    changed = table.loc[table["change"].ne(0)]
+    previous = f"snapshot {diff.old.id} ({diff.old.label}, taken {diff.old.taken_at:%Y-%m-%d})"
+    if changed.empty:
+        return Corrections(
+            f"Compared with {previous}, the department's won revenue of the months it covered "
+            f"(to {diff.covered:%Y-%m}) is unchanged: every change since is business."
+            if diff.covered is not None
+            else f"{previous} covered no complete month: there is nothing to correct.",
+            empty,
+        )
+    cur = report.currency
+    total = changed.sum()
+    parts = ", ".join(
+        f"{fmt_signed(total[column], 'money', cur)} {words}"
+        for column, words in [
+            ("late_added", "from deals added late"),
+            ("deleted", "from deals deleted"),
+            ("edited", "from deals edited"),
+        ]
+        if total[column] != 0
+    )
+    text = (
+        f"Compared with {previous}, the department's won revenue of {len(changed)} month(s) it "
+        f"already covered changed by {fmt_signed(total['change'], 'money', cur)} ({parts}): "
+        "data being corrected, not business."
+    )
+    last = diff.covered
+    if last in changed.index:
+        row = changed.loc[last]
+        text += (
+            f" {month_name(last)} stood at {fmt(row['revenue_old'], 'money', cur)} in that export "
+            f"and stands at {fmt(row['revenue_new'], 'money', cur)} now, so a comparison of this "
+            "month with last month's report carries that correction."
+        )
+    return Corrections(text, changed)
+
+
+def corrections_table(corrections: Corrections, currency: str) -> Styler | None:
+    """The corrected months for display; nothing when no month changed."""
+    if corrections.months.empty:
+        return None
+    labels = {
+        "revenue_old": "Previous export",
+        "revenue_new": "This export",
+        "change": "Change",
+        "late_added": "Added late",
+        "deleted": "Deleted",
+        "edited": "Edited",
+    }
+    months = corrections.months
+    shown = pd.DataFrame({"Month": [f"{month:%Y-%m}" for month in months.index]})
+    for column, label in labels.items():
+        values = months[column].tolist()
+        if column.startswith("revenue"):
+            shown[label] = [fmt(v, "money", currency) for v in values]
+        else:
+            shown[label] = [fmt_signed(v, "money", currency) for v in values]
+    return styled(shown, currency=currency, right=list(labels.values()))

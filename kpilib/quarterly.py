@@ -107,6 +107,7 @@ class QuarterlyParams(BaseModel):
     link_months: Whole = Field(default=12, ge=6, le=36)
     technical_hour_cost: Number | None = Field(default=None, ge=0)
     department_name: str = ""
+    mapping: str = ""  # YAML mapping the data source is read through; empty: none
     reports: str = ""  # the reports folder whose monthly outputs record each month's scheme
 
 
@@ -158,7 +159,7 @@ def prepare_quarterly(**parameters: Any) -> QuarterlyReport:
     """
     params = validate_report_parameters(QuarterlyParams, parameters)
     crm, scheme_file, scheme = load_report_inputs(
-        params.data, params.scheme, params.technical_hour_cost
+        params.data, params.scheme, params.technical_hour_cost, params.mapping
     )
     departments = sales_departments(crm)
     known = list(departments["department_id"])

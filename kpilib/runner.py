@@ -44,6 +44,7 @@ from kpilib.render import (
     write_error_page,
     write_index,
 )
+from kpilib.sources import pinned
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,17 @@ class Outcome:
 def monthly_jobs(
     departments: Sequence[str],
     period: pd.Period,
-    data: Path,
+    data: str | Path,
     params_dir: Path,
     out: Path,
     overrides: Mapping[str, str] | None = None,
     notebook: Path = paths.MONTHLY_NOTEBOOK,
+    mapping: Path | None = None,
 ) -> tuple[list[Job], list[Outcome]]:
     """Plan each department's monthly report; a department whose parameters are invalid fails.
+
+    `data` names the source as `kpilib.sources.pinned` made it exact; `mapping` is the YAML
+    mapping the reports read it through, if any.
 
     Returns:
         The jobs to run, and the outcomes of departments that failed while planning.
@@ -96,18 +101,21 @@ def monthly_jobs(
     def title(department: str, run: RunParams) -> str:
         return f"{run.department_name or department}: monthly KPI report {period:%Y-%m}"
 
-    plan = _Plan(notebook, out / "monthly" / f"{period:%Y-%m}", data, params_dir, overrides)
+    plan = _Plan(
+        notebook, out / "monthly" / f"{period:%Y-%m}", data, params_dir, overrides, mapping
+    )
     return plan.jobs([(d, d) for d in departments], wanted, title)
 
 
 def quarterly_jobs(
     departments: Sequence[str],
     quarter: pd.Period,
-    data: Path,
+    data: str | Path,
     params_dir: Path,
     out: Path,
     overrides: Mapping[str, str] | None = None,
     notebook: Path = paths.QUARTERLY_NOTEBOOK,
+    mapping: Path | None = None,
 ) -> tuple[list[Job], list[Outcome]]:
     """Plan the quarterly verification of each department and the company-wide one.
 
@@ -132,7 +140,7 @@ def quarterly_jobs(
         name = (run.department_name or department) if department else "All sales departments"
         return f"{name}: quarterly KPI verification {quarter}"
 
-    plan = _Plan(notebook, out / "quarterly" / str(quarter), data, params_dir, overrides)
+    plan = _Plan(notebook, out / "quarterly" / str(quarter), data, params_dir, overrides, mapping)
     targets: list[tuple[str, str | None]] = [(d, d) for d in departments]
     return plan.jobs([*targets, (paths.COMPANY_REPORT, None)], wanted, title)
 
@@ -143,9 +151,10 @@ class _Plan:
 
     notebook: Path
     out_dir: Path
-    data: Path
+    data: str | Path
     params_dir: Path
     overrides: Mapping[str, str] | None
+    mapping: Path | None = None
 
     def jobs(
         self,
@@ -155,6 +164,8 @@ class _Plan:
     ) -> tuple[list[Job], list[Outcome]]:
         """Plan one job per (report id, department) pair; None is the company-wide report."""
         declared = set(declared_parameters(self.notebook))
+        data = pinned(self.data)
+        mapping = str(self.mapping.resolve()) if self.mapping else ""
         ids = [report_id for report_id, department in targets if department is not None]
         jobs, failed = [], []
         for report_id, department in targets:
@@ -181,7 +192,8 @@ class _Plan:
                 continue
             values = {
                 **wanted(department, run),
-                "data": str(self.data.resolve()),
+                "data": data,
+                "mapping": mapping,
                 "scheme": str(scheme_path(self.params_dir, run).resolve()),
                 "currency": run.currency,
                 "technical_hour_cost": run.technical_hour_cost,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pandas as pd
 import pytest
 
-from kpilib import paths
+from kpilib import paths, snapshots
 from kpilib.demo import DemoConfig, ground_truth
 from kpilib.errors import ParamsError
+from kpilib.io import read_source
 from kpilib.monthly import (
+    corrections_table,
+    data_corrections,
     manager_kpis,
     monthly_json,
     plan_vs_actual,
@@ -103,3 +109,39 @@ def test_results_json_records_the_scheme_it_ran_on_so_that_it_validates_back_exa
     written = json.loads(json.dumps(monthly_json(tuned), allow_nan=False))
     assert tuned.scheme == Scheme.model_validate(written["scheme_definition"])
     assert report.scheme == Scheme.model_validate(monthly_json(report)["scheme_definition"])
+
+
+def test_a_report_not_on_a_snapshot_store_says_corrections_are_not_tracked(report):
+    corrections = data_corrections(report)
+
+    assert "snapshot store" in corrections.text
+    assert corrections.months.empty
+    assert corrections_table(corrections, report.currency) is None
+
+
+def test_corrections_since_the_previous_snapshot_are_the_departments_own(source, tmp_path):
+    crm = read_source(source)
+    store = tmp_path / "kpi.duckdb"
+    snapshots.ingest(store, crm, "before")
+    deals = crm.deals
+    north = crm.managers.loc[crm.managers["department_id"].eq("north"), "manager_id"]
+    won = deals["stage"].eq("won") & deals["closed_on"].dt.to_period("M").eq(pd.Period("2026-08"))
+    ours = deals.index[won & deals["manager_id"].isin(north)][0]
+    theirs = deals.index[won & ~deals["manager_id"].isin(north)][0]
+    edited = deals.assign(
+        amount=deals["amount"].add(pd.Series({ours: 1000.0, theirs: 5.0}), fill_value=0)
+    )
+    snapshots.ingest(store, dataclasses.replace(crm, deals=edited), "after")
+
+    first = prepare_monthly(department="north", period="2026-09", data=f"{store}#1", scheme=SCHEME)
+    assert "first" in data_corrections(first).text
+
+    report = prepare_monthly(department="north", period="2026-09", data=f"{store}#2", scheme=SCHEME)
+    corrections = data_corrections(report)
+    assert corrections.months.index.tolist() == [pd.Period("2026-08", "M")]
+    row = corrections.months.loc[pd.Period("2026-08", "M")]
+    assert (row["change"], row["edited"], row["late_added"], row["deleted"]) == (1000, 1000, 0, 0)
+    assert "+1,000 RUB from deals edited" in corrections.text
+    assert "snapshot 1 (before" in corrections.text
+    html = corrections_table(corrections, report.currency).to_html()
+    assert "+1,000 RUB" in html and "2026-08" in html
