@@ -14,11 +14,9 @@ Every message names the database by `safe_url`, its password hidden.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from kpilib.errors import DataContractError, KpiError, ParamsError
 from kpilib.mapping import Mapping as SourceMapping
-from kpilib.mapping import SourceSpec, map_tables
+from kpilib.mapping import SourceSpec, read_mapped
 from kpilib.periods import ACTIVITY_DATES
 from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES, contract_columns
 from kpilib.validation import validate_tables
@@ -403,6 +401,22 @@ def _refuse_time_zones(raw: Mapping[str, pd.DataFrame], where: str) -> None:
         )
 
 
+def _refuse_zoned_sources(sources: Mapping[str, pd.DataFrame], where: str) -> None:
+    """A mapping's source columns with a time zone are refused, as in `_refuse_time_zones`."""
+    zoned = [
+        f"{name}.{column}"
+        for name, frame in sources.items()
+        for column in frame.columns
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+    ]
+    if zoned:
+        raise DataContractError(
+            f"Data source {where} holds timestamps with a time zone in {', '.join(zoned)}; which "
+            "day an instant falls on depends on a zone the data does not name. Convert them in "
+            "the mapping's query, e.g. `created_at AT TIME ZONE 'Europe/Moscow' AS created_on`."
+        )
+
+
 def _digest(raw: Mapping[str, pd.DataFrame], *context: str) -> str:
     """A digest of the tables' contents (rows in any order) and of how they were read."""
     digest = hashlib.sha256("\n".join(context).encode())
@@ -478,22 +492,25 @@ def read_database(
         options = _CONSISTENT_READ.get(engine.dialect.name, {})
         with _connect(engine, url, **options) as connection:
             if mapping is None:
-                raw, notes = _read_contract(connection, url, where, schema, until, department), ()
+                raw = _read_contract(connection, url, where, schema, until, department)
             else:
-                raw, notes = map_tables(mapping, partial(_read_mapped, connection, url, schema))
+                raw = {
+                    name: _read_mapped(connection, url, schema, name, spec)
+                    for name, spec in mapping.sources.items()
+                }
     finally:
         engine.dispose()
     if mapping is None:
         filters = [f"until {until:%Y-%m}"] if until is not None else []
         filters += [f"department {department}"] if department is not None else []
         source = where + (f" ({', '.join(filters)})" if filters else "")
-        context = [source]
-    else:
-        source = f"{where} (mapping {mapping.name})"
-        context = [source, mapping.model_dump_json(by_alias=True)]
-    _refuse_time_zones(raw, source)
-    crm = validate_tables(raw, source=source, digest=_digest(raw, *context))
-    return dataclasses.replace(crm, notes=notes + crm.notes)
+        _refuse_time_zones(raw, source)
+        return validate_tables(raw, source=source, digest=_digest(raw, source))
+    source = f"{where} (mapping {mapping.name})"
+    _refuse_zoned_sources(raw, source)
+    digest = _digest(raw, source, mapping.model_dump_json(by_alias=True))
+    # The mapping's problems and the contract's come out in one error.
+    return read_mapped(mapping, lambda name, _spec: raw[name], source=source, digest=digest)
 
 
 def _column_type(values: pd.Series) -> sa.types.TypeEngine:

@@ -533,6 +533,19 @@ def test_a_failing_query_is_a_params_error_naming_the_source(
     )
 
 
+def test_a_mapped_database_reports_mapping_and_contract_problems_at_once(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "crm.db")
+    tiny_crm(url)
+    run_sql(url, "INSERT INTO pipeline VALUES (1, 'Vera', 'Closed', '2025-03-03', NULL, 5, 8)")
+    text = MAPPING.replace("WHERE state", "WHERE 1 = 1 AND state").replace("office}", "team}")
+    with pytest.raises(DataContractError) as raised:
+        read_database(url, load_mapping(write_mapping(tmp_path, text)))
+    message = str(raised.value)
+    assert "has no column 'team'" in message  # the mapping's problem
+    assert "deals.stage" in message and "'Closed'" in message  # the contract's problems
+    assert "deals.deal_id" in message
+
+
 def test_a_missing_mapped_table_is_named(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "crm.db")
     tiny_crm(url)
