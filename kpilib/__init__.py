@@ -19,6 +19,7 @@ from kpilib import (
     ranking,
     requirements,
     services,
+    snapshots,
     stability,
     tuning,
     views,
@@ -52,6 +53,7 @@ from kpilib.monthly import (
 from kpilib.params import Scheme, load_scheme
 from kpilib.periods import latest_complete_month, parse_month
 from kpilib.scoring import Scorecard, score_period, scorecard_json
+from kpilib.sources import open_source
 from kpilib.validation import validate_tables
 
 __all__ = [
@@ -96,6 +98,7 @@ __all__ = [
     "quarterly",
     "ranking",
     "read_source",
+    "open_source",
     "register_table",
     "report_header",
     "requirements",
@@ -106,6 +109,7 @@ __all__ = [
     "score_summary",
     "scorecard_json",
     "services",
+    "snapshots",
     "stability",
     "styled",
     "trends",
