@@ -42,7 +42,7 @@ from kpilib.runner import (
 )
 from kpilib.schemas import CRM, MODELS
 from kpilib.scoring import score_period, scorecard_json
-from kpilib.sources import open_source, pinned
+from kpilib.sources import open_source, pinned, read_once
 from kpilib.tuning import whatif, whatif_table
 
 log = logging.getLogger("kpi")
@@ -291,11 +291,24 @@ def _run_batch(args: argparse.Namespace) -> int:
             f"Unknown department(s) {', '.join(unknown)}; sales departments in "
             f"{crm.source}: {', '.join(known)}."
         )
+    with read_once(data, crm, args.out, _mapping_file(args)) as (reports_data, mapping):
+        return _run_reports(args, started, crm, period, label, chosen, reports_data, mapping)
+
+
+def _run_reports(
+    args: argparse.Namespace,
+    started: datetime,
+    crm: CRM,
+    period: pd.Period,
+    label: str,
+    chosen: list[str],
+    data: str,
+    mapping: Path | None,
+) -> int:
+    quarterly = args.kind == "quarterly"
     overrides = parse_overrides(args.set)
     plan = quarterly_jobs if quarterly else monthly_jobs
-    jobs, outcomes = plan(
-        chosen, period, data, args.params, args.out, overrides, mapping=_mapping_file(args)
-    )
+    jobs, outcomes = plan(chosen, period, data, args.params, args.out, overrides, mapping=mapping)
     what = "Quarterly verification" if quarterly else "Monthly reports"
     log.info("%s for %s: %d report(s)", what, label, len(jobs) + len(outcomes))
     with tqdm(total=len(jobs), unit="report", disable=None, file=sys.stderr) as bar:

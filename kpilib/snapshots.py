@@ -648,7 +648,7 @@ def _read(con: duckdb.DuckDBPyConnection, store: Path, snapshot: Snapshot) -> CR
         **tables,
         fingerprint=snapshot.fingerprint,
         source=f"{store} snapshot {snapshot.id} ({snapshot.label}, "
-        f"taken {snapshot.taken_at:%Y-%m-%d %H:%M})",
+        f"taken {snapshot.taken_at:%Y-%m-%d %H:%M}, from {snapshot.source})",
         notes=snapshot.notes,
     )
 

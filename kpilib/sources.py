@@ -15,6 +15,8 @@ Relative paths start at the kit's folder (`kpilib.paths.resolve`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -82,3 +84,36 @@ def pinned(data: str | Path) -> str:
         store = Path(store).expanduser().resolve()
         return snapshots.snapshot_ref(store, snapshots.find_snapshot(store, ref))
     return str(Path(text).expanduser().resolve())
+
+
+BATCH_COPY = ".kpi-batch-data.duckdb"
+"""The file in a reports folder that holds a database's data while a batch runs on it."""
+
+
+@contextmanager
+def read_once(
+    data: str, crm: CRM, folder: Path, mapping: Path | None
+) -> Iterator[tuple[str, Path | None]]:
+    """The data source and mapping a batch's reports read: a database's data as read once.
+
+    A database keeps changing while a batch runs, and its URL may hold a password, which must
+    not reach the executed notebooks kept beside the reports. So the batch's validated read
+    (`crm`) goes into a snapshot store of its own in `folder` for the reports to read, and is
+    removed when the batch ends; every other source is handed on as it is.
+    """
+    if not is_database_url(data):
+        yield data, mapping
+        return
+    store = folder / BATCH_COPY
+    _remove_store(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        snapshot = snapshots.ingest(store, crm, "batch").snapshot
+        yield snapshots.snapshot_ref(store, snapshot), None
+    finally:
+        _remove_store(store)
+
+
+def _remove_store(store: Path) -> None:
+    for path in (store, store.with_name(store.name + ".wal")):
+        path.unlink(missing_ok=True)

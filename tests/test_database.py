@@ -728,11 +728,17 @@ def test_a_report_from_the_database_equals_the_report_from_the_files(
     assert _without_fingerprint(monthly_json(database)) == expected
     assert database.crm.source == url  # no password to hide here
 
-    # The whole batch: the notebook reads the database itself, through the same URL.
+    # The whole batch reads the database once; the reports read that copy, and neither the
+    # notebooks kept beside them nor anything else in the folder holds the URL's password.
+    secret_url = url.replace("postgres@", f"postgres:{SECRET}@")  # trust auth ignores it
     out = tmp_path / "reports"
-    args = ["run", "monthly", "--data", url, "--department", "north", "--period", "2026-09"]
+    args = ["run", "monthly", "--data", secret_url, "--department", "north", "--period", "2026-09"]
     assert 0 == main([*args, "--out", str(out)])
     written = json.loads((out / "monthly" / "2026-09" / "north.kpis.json").read_text())
     assert _without_fingerprint(written) == json.loads(json.dumps(expected))
     manifest = json.loads((out / "monthly" / "2026-09" / "manifest.json").read_text())
-    assert manifest["data"]["source"] == url
+    assert manifest["data"]["source"] == safe_url(secret_url)
+    files = [path for path in out.rglob("*") if path.is_file()]
+    assert {p.name for p in files} >= {"north.html", "north.ipynb", "index.html"}
+    assert not [p for p in files if SECRET.encode() in p.read_bytes()]
+    assert not list(out.glob(".kpi-batch-data*"))  # the copy is gone with the batch

@@ -98,7 +98,9 @@ def test_demo_round_trips_exactly(demo, store):
     for table in MODELS:
         pd.testing.assert_frame_equal(getattr(back, table), getattr(demo, table))
     assert back.fingerprint == snap.fingerprint
-    assert back.source == f"{store} snapshot 1 (2026-10, taken 2026-11-03 09:30)"
+    assert (
+        back.source == f"{store} snapshot 1 (2026-10, taken 2026-11-03 09:30, from {demo.source})"
+    )
     assert back.notes == demo.notes
     assert ingest(store, back).snapshot == snap  # read back, it is the same data
     assert list_snapshots(store) == [snap]
