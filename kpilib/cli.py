@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from kpilib import paths, snapshots
+from kpilib.database import is_database_url
 from kpilib.demo import DemoConfig, generate
 from kpilib.display import fmt_diff
 from kpilib.errors import KpiError, ParamsError
@@ -220,7 +221,12 @@ def _score(args: argparse.Namespace) -> int:
     scheme = effective_scheme(args.params, run)
     # A database sends only what this month and department need.
     until = parse_month(args.period) if args.period else None
-    _, crm = _open(args, until=until, department=args.department)
+    data, crm = _open(args, until=until, department=args.department)
+    if is_database_url(data) and (until or args.department) and not args.mapping:
+        log.info(
+            "Read from the database only what this month and department need; those rows "
+            "were validated. `kpi validate` checks the whole database."
+        )
     if args.department and args.department not in set(sales_departments(crm)["department_id"]):
         raise ParamsError(
             f"Department {args.department!r} is not a sales department of {crm.source}."
