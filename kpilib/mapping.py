@@ -529,6 +529,10 @@ class _TableBuilder:
         kind = _column_kind(self.table, column)
         if kind == "date":
             values = self._dates(column, values, date_format or source.date_format, where)
+        elif kind == "number" and _is_workbook(source):
+            # A workbook's number cells are numbers, read as plain text ("1054.5"): separators
+            # meant for a text export would misread them, and a text cell is refused instead.
+            values = self._numbers(column, values, ".", None, where)
         elif kind == "number":
             decimal = decimal or source.decimal
             values = self._numbers(column, values, decimal, source.thousands, where)
@@ -783,3 +787,7 @@ def _combined(source: str, built: _Built, contract: DataContractError | None) ->
         f"Data source {source} breaks the data contract ({len(lines)} problem(s); rows are "
         f"numbered from 1 after the header of the source file{counted}):\n" + "\n".join(lines)
     )
+
+
+def _is_workbook(source: SourceSpec) -> bool:
+    return source.file is not None and Path(source.file).suffix.lower() in WORKBOOKS

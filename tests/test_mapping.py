@@ -620,6 +620,36 @@ def test_a_mapping_reads_one_sheet_of_a_workbook(tmp_path):
         read_file_source(tmp_path, SourceSpec(file="export.xlsx", sheet="Staff"))
 
 
+def test_workbook_numbers_ignore_the_separators_meant_for_text_exports(tmp_path):
+    # An export's defaults say decimal comma and thousands dot; a workbook's number cells are
+    # numbers all the same, and a number written as text there is refused, not guessed.
+    folder = small_export(tmp_path)
+    (folder / "pipeline.csv").unlink()
+    workbook(
+        folder / "pipeline.xlsx",
+        {
+            "Sheet1": [
+                ["id", "agent", "status", "opened", "closed", "value"],
+                ["1", "ann", "Won", "2025-03-01", "2025-03-10", 1054.5],
+                ["2", "bob", "Won", "2025-03-02", "2025-03-11", "1.054,5"],
+            ]
+        },
+    )
+    text = MAPPING.replace("pipeline.csv", "pipeline.xlsx")
+    text = text.replace("sources:", 'defaults: {decimal: ",", thousands: "."}\nsources:')
+    with pytest.raises(DataContractError) as raised:
+        read_mapped_folder(folder, mapping_of(tmp_path, text))
+    lines = problem_lines(str(raised.value))
+    assert len(lines) == 1 and lines[0].startswith("- deals.amount: cannot be read as a number")
+    assert "'1.054,5'" in lines[0] and "row 2" in lines[0]
+
+    header = ["id", "agent", "status", "opened", "closed", "value"]
+    only_number = ["1", "ann", "Won", "2025-03-01", "2025-03-10", 1054.5]
+    workbook(folder / "pipeline.xlsx", {"Sheet1": [header, only_number]})
+    crm = read_mapped_folder(folder, mapping_of(tmp_path, text))
+    assert [1054.5] == crm.deals["amount"].tolist()
+
+
 def test_an_old_xls_workbook_sheet_reads_through_a_source():
     folder = DATASETS / "superstore"
     if not (folder / "Sample - Superstore.xls").exists():
