@@ -373,7 +373,6 @@ class _Built:
     tables: dict[str, pd.DataFrame]
     notes: tuple[str, ...]
     problems: tuple[Problem, ...]
-    shortened: tuple[str, ...]  # tables loaded with fewer rows than their source (skip, distinct)
 
 
 def map_tables(mapping: Mapping, fetch: Fetch) -> tuple[dict[str, pd.DataFrame], tuple[str, ...]]:
@@ -423,7 +422,7 @@ def _build(mapping: Mapping, fetch: Fetch) -> _Built:
             fetched[name] = fetch(name, mapping.sources[name]).reset_index(drop=True)
         except DataContractError as exc:
             problems.append(Problem(f"source '{name}'", "", str(exc), (), ()))
-    tables, notes, shortened = {}, [], []
+    tables, notes = {}, []
     for table, spec in mapping.tables.items():
         if spec.from_ not in fetched:
             continue
@@ -431,9 +430,7 @@ def _build(mapping: Mapping, fetch: Fetch) -> _Built:
         tables[table] = builder.build(spec)
         notes += builder.notes
         problems += builder.problems
-        if len(tables[table]) < len(fetched[spec.from_]):
-            shortened.append(table)
-    return _Built(tables, tuple(notes), tuple(problems), tuple(shortened))
+    return _Built(tables, tuple(notes), tuple(problems))
 
 
 def _rows(index: pd.Index) -> tuple[int, ...]:
@@ -766,26 +763,23 @@ def _combined(source: str, built: _Built, contract: DataContractError | None) ->
     """One error listing the mapping's problems and the contract's, without repeating a column
     the mapping already reported."""
     lines = [p.describe() for p in built.problems]
-    counted = ""
     if contract is not None:
         text = str(contract).splitlines()
         told = tuple(f"- {p.table}.{p.column}:" for p in built.problems if p.column)
         found = text[1:] if len(text) > 1 else [f"- {text[0]}"]
-        found = [line for line in found if not line.startswith(told)]
-        lines += found
-        shortened = [
-            table
-            for table in built.shortened
-            if any(line.startswith((f"- {table}.", f"- {table}:")) for line in found)
+        # A value the mapping could not read reaches the contract empty (or unread): only
+        # those lines would repeat the mapping's; the column's other rules still speak.
+        repeats = (": value is required:", ": cannot be read as ")
+        found = [
+            line
+            for line in found
+            if not (line.startswith(told) and any(words in line for words in repeats))
         ]
-        if shortened:
-            counted = (
-                f"; the contract's rules on {', '.join(shortened)} count the rows loaded, "
-                "without those the mapping left out"
-            )
+        lines += found
     return DataContractError(
         f"Data source {source} breaks the data contract ({len(lines)} problem(s); rows are "
-        f"numbered from 1 after the header of the source file{counted}):\n" + "\n".join(lines)
+        "numbered from 1 after the header of the source file, rows left out counted):\n"
+        + "\n".join(lines)
     )
 
 

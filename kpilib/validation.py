@@ -141,8 +141,12 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
 
 
 def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
-    """Validate one table against its contract model, collecting every problem."""
-    frame, problems = read_dates(table, raw.reset_index(drop=True))
+    """Validate one table against its contract model, collecting every problem.
+
+    Rows are numbered by the table's index (a source's row positions, from 0), so that rows a
+    mapping left out do not shift the numbers; the validated table keeps that index.
+    """
+    frame, problems = read_dates(table, _numbered(raw))
     refused = {p.column for p in problems}
     try:
         validated = MODELS[table].validate(frame, lazy=True)
@@ -153,6 +157,13 @@ def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, 
             p for p in found if not (p.column in refused and p.rule == "value is required")
         ]
     return (None, problems) if problems else (validated, [])
+
+
+def _numbered(raw: pd.DataFrame) -> pd.DataFrame:
+    """The table with row positions as its index: its own when they are, 0, 1, ... otherwise."""
+    index = raw.index
+    own = pd.api.types.is_integer_dtype(index) and index.is_unique and (index >= 0).all()
+    return raw if own else raw.reset_index(drop=True)
 
 
 def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
@@ -264,14 +275,14 @@ def validate_tables(
         if frame is not None:
             validated[table] = frame
     # Cross-table rules see every table, validated or as read, so no problem hides another.
-    every = {
-        table: validated.get(table, raw.reset_index(drop=True)) for table, raw in tables.items()
-    }
+    every = {table: validated.get(table, _numbered(raw)) for table, raw in tables.items()}
     problems += _foreign_key_problems(every) + _plan_metric_problems(every)
     if problems:
         raise DataContractError(
             f"Data source {source} breaks the data contract ({len(problems)} problem(s); rows are "
             "numbered from 1 after the header):\n" + "\n".join(p.describe() for p in problems)
         )
-    validated, notes = _with_contract_defaults(validated)
+    validated, notes = _with_contract_defaults(
+        {table: frame.reset_index(drop=True) for table, frame in validated.items()}
+    )
     return CRM(**validated, fingerprint=digest, source=source, notes=notes)

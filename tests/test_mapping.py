@@ -178,20 +178,41 @@ def test_a_missing_file_is_reported_with_the_other_problems(tmp_path):
     assert any(line.startswith("- deals.created_on: source 'pipeline'") for line in lines)
 
 
-def test_the_contract_counts_the_rows_loaded_when_rows_were_left_out(tmp_path):
+def test_the_contract_numbers_rows_as_in_the_source_when_rows_were_left_out(tmp_path):
     pipeline = (
         "id,agent,status,opened,closed,value\n"
         "9,ann,Prospecting,,,\n"  # skipped
         "1,ann,Won,2025-03-01,2025-03-05,100\n"
         "2,bob,Lost,2025-03-02,2025-03-06,0\n"
-        "2,cid,Engaging,2025-03-03,,\n"  # source row 4, loaded row 3
+        "2,cid,Engaging,2025-03-03,,\n"  # source row 4, whatever was left out before it
     )
     with pytest.raises(DataContractError) as raised:
         read_mapped_folder(small_export(tmp_path, pipeline=pipeline), mapping_of(tmp_path, MAPPING))
     message = str(raised.value)
-    assert "the contract's rules on deals count the rows loaded" in message
-    assert ["- deals.deal_id: values must be unique: 2 row(s): row 2 ('2'), row 3 ('2')"] == (
+    assert "rows left out counted" in message
+    assert ["- deals.deal_id: values must be unique: 2 row(s): row 3 ('2'), row 4 ('2')"] == (
         problem_lines(message)
+    )
+
+
+def test_a_column_the_mapping_reported_still_gets_the_contracts_other_rules(tmp_path):
+    pipeline = (
+        "id,agent,status,opened,closed,value\n"
+        "9,ann,Prospecting,,,\n"  # skipped
+        "1,ann,Won,2025-03-01,2025-03-05,abc\n"
+        '2,bob,Won,2025-03-02,2025-03-06,"-1234,5"\n'
+        "3,zed,Lost,2025-03-03,2025-03-07,0\n"
+    )
+    text = MAPPING.replace("sources:", 'defaults: {decimal: ","}\nsources:')
+    with pytest.raises(DataContractError) as raised:
+        read_mapped_folder(small_export(tmp_path, pipeline=pipeline), mapping_of(tmp_path, text))
+    lines = problem_lines(str(raised.value))
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("- deals.amount: cannot be read as a number with decimal ','")
+    assert "row 2 ('abc')" in lines[0]
+    assert "- deals.amount: must be at least 0: 1 row(s): row 3 ('-1234.5')" in lines
+    assert any(
+        line.startswith("- deals.manager_id: must refer") and "row 4" in line for line in lines
     )
 
 
