@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from kpilib.errors import DataContractError, KpiError, ParamsError
 from kpilib.mapping import Mapping as SourceMapping
-from kpilib.mapping import SourceSpec, read_mapped
+from kpilib.mapping import SourceSpec, columns_read, read_mapped
 from kpilib.periods import ACTIVITY_DATES
 from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES, contract_columns
 from kpilib.validation import validate_tables
@@ -401,13 +401,16 @@ def _refuse_time_zones(raw: Mapping[str, pd.DataFrame], where: str) -> None:
         )
 
 
-def _refuse_zoned_sources(sources: Mapping[str, pd.DataFrame], where: str) -> None:
-    """A mapping's source columns with a time zone are refused, as in `_refuse_time_zones`."""
+def _refuse_zoned_sources(
+    sources: Mapping[str, pd.DataFrame], mapping: SourceMapping, where: str
+) -> None:
+    """The columns a mapping reads with a time zone are refused, as in `_refuse_time_zones`;
+    a source's other columns (a CRM's audit timestamps, say) are never looked at."""
     zoned = [
         f"{name}.{column}"
-        for name, frame in sources.items()
-        for column in frame.columns
-        if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+        for name, columns in columns_read(mapping).items()
+        for column in sorted(columns & set(sources.get(name, pd.DataFrame()).columns))
+        if isinstance(sources[name][column].dtype, pd.DatetimeTZDtype)
     ]
     if zoned:
         raise DataContractError(
@@ -507,7 +510,7 @@ def read_database(
         _refuse_time_zones(raw, source)
         return validate_tables(raw, source=source, digest=_digest(raw, source))
     source = f"{where} (mapping {mapping.name})"
-    _refuse_zoned_sources(raw, source)
+    _refuse_zoned_sources(raw, mapping, source)
     digest = _digest(raw, source, mapping.model_dump_json(by_alias=True))
     # The mapping's problems and the contract's come out in one error.
     return read_mapped(mapping, lambda name, _spec: raw[name], source=source, digest=digest)

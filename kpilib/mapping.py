@@ -414,6 +414,23 @@ def _used_sources(mapping: Mapping) -> list[str]:
     return list(dict.fromkeys(used))
 
 
+def columns_read(mapping: Mapping) -> dict[str, set[str]]:
+    """The source columns the mapping reads, by source: its columns, skip rules and lookups."""
+    read: dict[str, set[str]] = {}
+    for spec in mapping.tables.values():
+        own = read.setdefault(spec.from_, set())
+        own.update(column for rule in spec.skip for column in rule.where)
+        for column in spec.columns.values():
+            if isinstance(column, ColumnSpec):
+                own.add(column.column)
+            elif isinstance(column, LookupSpec):
+                own.add(column.lookup.match)
+                read.setdefault(column.lookup.source, set()).update(
+                    {column.lookup.on, column.lookup.take}
+                )
+    return read
+
+
 def _build(mapping: Mapping, fetch: Fetch) -> _Built:
     fetched: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []

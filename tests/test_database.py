@@ -742,3 +742,22 @@ def test_a_report_from_the_database_equals_the_report_from_the_files(
     assert {p.name for p in files} >= {"north.html", "north.ipynb", "index.html"}
     assert not [p for p in files if SECRET.encode() in p.read_bytes()]
     assert not list(out.glob(".kpi-batch-data*"))  # the copy is gone with the batch
+
+
+@server
+def test_a_mapping_ignores_zoned_columns_it_does_not_read(
+    fresh_schema: str, tmp_path: Path
+) -> None:
+    tiny_crm(SERVER, f"{fresh_schema}.")
+    run_sql(
+        SERVER,
+        f"ALTER TABLE {fresh_schema}.staff ADD updated_at timestamptz DEFAULT now()",
+        f"ALTER TABLE {fresh_schema}.pipeline ADD seen_at timestamptz DEFAULT now()",
+    )
+    url = f"{SERVER}?options=-csearch_path%3D{fresh_schema}"
+    crm = read_database(url, load_mapping(write_mapping(tmp_path)))
+    assert ["Anna", "Boris"] == crm.managers["manager_id"].tolist()
+
+    text = MAPPING.replace("opened, closed", "seen_at AS opened, closed")
+    with pytest.raises(DataContractError, match=r"time zone in pipeline\.opened"):
+        read_database(url, load_mapping(write_mapping(tmp_path, text)))
