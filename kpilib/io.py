@@ -14,6 +14,7 @@ formula in the spreadsheet that opens it. Parquet keeps text exactly.
 from __future__ import annotations
 
 import codecs
+import csv
 import dataclasses
 import datetime as dt
 import hashlib
@@ -95,6 +96,7 @@ def read_raw(
     kind = FILE_KINDS[path.suffix.lower()]
     try:
         if kind == "csv":
+            _refuse_repeated_names(path, _csv_header(path, encoding, delimiter))
             return pd.read_csv(
                 path,
                 dtype=str,
@@ -117,6 +119,22 @@ def read_raw(
         raise DataContractError(f"Cannot read {path}: {exc}") from exc
 
 
+def _csv_header(path: Path, encoding: str, delimiter: str) -> list[str]:
+    with path.open(encoding=_with_bom(encoding), newline="") as file:
+        return next(csv.reader(file, delimiter=delimiter), [])
+
+
+def _refuse_repeated_names(path: Path, names: Sequence[object]) -> None:
+    """A header naming a column twice would have one of them read under another name."""
+    written = [str(name).strip() for name in names if not pd.isna(name) and str(name).strip()]
+    repeated = sorted({name for name in written if written.count(name) > 1})
+    if repeated:
+        raise DataContractError(
+            f"{path} names the column(s) {', '.join(map(repr, repeated))} more than once in its "
+            "header; rename them so that each column is read under its own name."
+        )
+
+
 def _with_bom(encoding: str) -> str:
     """UTF-8 read so that a byte order mark (as spreadsheets write it) is not part of a name."""
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
@@ -133,12 +151,11 @@ def _sheet_cells(workbook: pd.ExcelFile, path: Path, sheet: str | None) -> pd.Da
         raise DataContractError(
             f"{path} has no sheet {sheet!r}; its sheets: {', '.join(workbook.sheet_names)}."
         )
+    which = 0 if sheet is None else sheet
+    header = pd.read_excel(workbook, sheet_name=which, header=None, nrows=1)
+    _refuse_repeated_names(path, header.iloc[0].tolist() if len(header) else [])
     cells = pd.read_excel(
-        workbook,
-        sheet_name=0 if sheet is None else sheet,
-        dtype=object,
-        keep_default_na=False,
-        na_values=[""],
+        workbook, sheet_name=which, dtype=object, keep_default_na=False, na_values=[""]
     )
     return cells.apply(_excel_column)
 

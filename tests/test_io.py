@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -269,3 +270,18 @@ def test_an_old_xls_workbook_reads_too():
         pytest.skip("../shared/datasets/superstore is not beside the checkout")
     orders = read_raw(workbook / "Sample - Superstore.xls")  # the first sheet
     assert (9994, "CA-2013-152156") == (len(orders), orders.loc[0, "Order ID"])
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path):
+    path = tmp_path / "deals.csv"
+    path.write_text("deal_id,amount,amount\n1,10,999\n", encoding="utf-8")
+    with pytest.raises(DataContractError, match=r"deals.csv names the column\(s\) 'amount' more"):
+        read_raw(path)
+    book = openpyxl.Workbook()
+    book.active.append(["deal_id", "amount", " amount "])
+    book.active.append(["1", 10, 999])
+    book.save(tmp_path / "deals.xlsx")
+    with pytest.raises(DataContractError, match=r"'amount' more than once"):
+        read_raw(tmp_path / "deals.xlsx")
+    path.write_text("deal_id,,amount,\n1,,10,\n", encoding="utf-8")  # unnamed columns are not names
+    assert ["1"] == read_raw(path)["deal_id"].tolist()
