@@ -600,6 +600,11 @@ class _TableBuilder:
         text = values.where(values.isna(), values.astype("str"))
         known = text.isin(list(value_map))
         mapped = text.map(value_map).where(known, text)
+        emptied = known & text.map(value_map).isna()
+        if emptied.any():
+            self.notes.append(
+                f"{self.table}.{column}: {int(emptied.sum())} value(s) emptied by the value map."
+            )
         if others is not None:
             replaced = text.notna() & ~known
             if replaced.any():

@@ -734,3 +734,16 @@ def test_read_mapped_validates_sources_from_any_fetch(tmp_path):
     sources["pipeline"].loc[0, "agent"] = "zed"
     with pytest.raises(DataContractError, match=r"- deals.manager_id: must refer to an existing"):
         read_mapped(mapping_of(tmp_path, MAPPING), fetcher(sources), source="memory")
+
+
+def test_values_the_value_map_empties_are_counted(tmp_path):
+    text = MAPPING.replace(
+        "stage: {column: status, values: {Won: won, Lost: lost, Engaging: open}}",
+        "stage: {column: status, values: {Won: won, Lost: lost, Engaging: open}}\n"
+        "      client_id: {column: agent, values: {bob: null, ann: A}}",
+    )
+    crm = read_mapped_folder(small_export(tmp_path), mapping_of(tmp_path, text))
+    assert ["A", None] == crm.deals["client_id"].astype(object).where(
+        crm.deals["client_id"].notna(), None
+    ).tolist()[:2]
+    assert "deals.client_id: 1 value(s) emptied by the value map." in crm.notes
