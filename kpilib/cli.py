@@ -435,11 +435,13 @@ def _ingest(args: argparse.Namespace) -> int:
             "Snapshot %s (%s) stored in %s from %s.", snap.id, snap.label, args.store, crm.source
         )
     else:
+        unused = f" (the label {args.label!r} is not used)" if args.label else ""
         log.info(
-            "The store %s already holds this data as snapshot %s (%s); nothing added.",
+            "The store %s already holds this data as snapshot %s (%s); nothing added%s.",
             args.store,
             snap.id,
             snap.label,
+            unused,
         )
     return 0
 

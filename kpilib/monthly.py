@@ -409,7 +409,8 @@ def data_corrections(report: MonthlyReport) -> Corrections:
     managers = report.crm.managers
     own = managers.loc[managers["department_id"].eq(report.department_id), "manager_id"]
     table = snapshots.corrections_by_month(diff, list(own))
-    changed = table.loc[table["change"].ne(0)]
+    # A month whose late additions and deletions cancel out was corrected all the same.
+    changed = table.loc[table[["late_added", "deleted", "edited"]].ne(0).any(axis=1)]
     previous = f"snapshot {diff.old.id} ({diff.old.label}, taken {diff.old.taken_at:%Y-%m-%d})"
     if changed.empty:
         return Corrections(

@@ -484,10 +484,12 @@ def _check_label(label: str) -> None:
         or "#" in label
         or label.isdigit()
         or label.lower() == LATEST
+        or is_store(label)
     ):
         raise ParamsError(
             f"Snapshot label {label!r} cannot be used: a label is printable text without spaces "
-            f"around it or '#', and is neither only digits (those name ids) nor '{LATEST}'."
+            f"around it or '#', and is neither only digits (those name ids), '{LATEST}' nor a "
+            "store's name (ending in .duckdb)."
         )
 
 

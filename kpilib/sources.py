@@ -10,7 +10,8 @@ parameter and in a report's provenance:
   mapping's tables and queries;
 - a snapshot store (``data/kpi.duckdb``: its latest snapshot; ``data/kpi.duckdb#3``: snapshot 3).
 
-Relative paths start at the kit's folder (`kpilib.paths.resolve`).
+In parameters and notebooks, relative paths start at the kit's folder (`kpilib.paths.resolve`);
+a command first makes them absolute from the working folder (`pinned`), as any command line does.
 """
 
 from __future__ import annotations

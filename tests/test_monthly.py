@@ -145,3 +145,20 @@ def test_corrections_since_the_previous_snapshot_are_the_departments_own(source,
     assert "snapshot 1 (before" in corrections.text
     html = corrections_table(corrections, report.currency).to_html()
     assert "+1,000 RUB" in html and "2026-08" in html
+
+
+def test_a_month_whose_corrections_cancel_out_is_still_shown(source, tmp_path):
+    crm = read_source(source)
+    store = tmp_path / "kpi.duckdb"
+    snapshots.ingest(store, crm, "before")
+    deals = crm.deals
+    north = crm.managers.loc[crm.managers["department_id"].eq("north"), "manager_id"]
+    august = deals["closed_on"].dt.to_period("M").eq(pd.Period("2026-08"))
+    won = deals.loc[deals["stage"].eq("won") & august & deals["manager_id"].isin(north)].iloc[0]
+    late = won.to_frame().T.assign(deal_id="LATE-1").astype(deals.dtypes.to_dict())
+    corrected = pd.concat([deals.drop(index=won.name), late], ignore_index=True)
+    snapshots.ingest(store, dataclasses.replace(crm, deals=corrected), "after")
+
+    report = prepare_monthly(department="north", period="2026-09", data=f"{store}#2", scheme=SCHEME)
+    row = data_corrections(report).months.loc[pd.Period("2026-08", "M")]
+    assert row["change"] == 0 and row["late_added"] == -row["deleted"] == won["amount"]

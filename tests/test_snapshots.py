@@ -158,7 +158,9 @@ def test_labels_default_to_the_complete_month_and_stay_unique(sales_crm, store):
     assert ingest(store, fourth, "after audit").snapshot.label == "after audit"
 
 
-@pytest.mark.parametrize("label", ["", "12", "Latest", "a#b", " padded", "two\nlines", "\x1b[2J"])
+@pytest.mark.parametrize(
+    "label", ["", "12", "Latest", "a#b", " padded", "two\nlines", "\x1b[2J", "old.duckdb"]
+)
 def test_a_label_that_could_not_be_named_back_is_refused(sales_crm, store, label):
     with pytest.raises(ParamsError, match="cannot be used"):
         ingest(store, sales_crm, label)
