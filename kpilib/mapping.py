@@ -153,13 +153,18 @@ class Lookup(_Model):
     take: Text
 
 
-class ColumnSpec(_Model):
-    """A contract column read from a column of the table's source."""
+class _Translated(_Model):
+    """What a column read from a source may do with its values: map them, fill empty cells."""
 
-    column: Text
     values: dict[Text, Text | None] | None = None
     others: Text | None = None
     default: Text | None = None
+
+
+class ColumnSpec(_Translated):
+    """A contract column read from a column of the table's source."""
+
+    column: Text
     format: str | None = None
     decimal: Literal[".", ","] | None = None
 
@@ -172,13 +177,10 @@ class ConstantSpec(_Model):
     constant: Text
 
 
-class LookupSpec(_Model):
+class LookupSpec(_Translated):
     """A contract column taken from another source, matched row by row."""
 
     lookup: Lookup
-    values: dict[Text, Text | None] | None = None
-    others: Text | None = None
-    default: Text | None = None
 
 
 def _short_form(value: Any) -> Any:

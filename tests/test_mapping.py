@@ -420,6 +420,7 @@ def test_each_kind_of_column_spec_builds_its_column(tmp_path):
     assert notes == (
         "deals.stage: 1 value(s) not in the value map set to 'open'.",
         "deals.amount: 1 empty cell(s) filled with '0'.",
+        "deals.product_id: 1 value(s) emptied by the value map.",  # "-": null
         "deals.cost_price: 1 empty cell(s) filled with '0'.",
     )
 

@@ -119,12 +119,17 @@ def test_a_report_not_on_a_snapshot_store_says_corrections_are_not_tracked(repor
     assert corrections_table(corrections, report.currency) is None
 
 
-def test_corrections_since_the_previous_snapshot_are_the_departments_own(source, tmp_path):
+def _stored_demo(source, store):
+    """The demo ingested as snapshot 1, and north's managers."""
     crm = read_source(source)
-    store = tmp_path / "kpi.duckdb"
     snapshots.ingest(store, crm, "before")
+    return crm, crm.managers.loc[crm.managers["department_id"].eq("north"), "manager_id"]
+
+
+def test_corrections_since_the_previous_snapshot_are_the_departments_own(source, tmp_path):
+    store = tmp_path / "kpi.duckdb"
+    crm, north = _stored_demo(source, store)
     deals = crm.deals
-    north = crm.managers.loc[crm.managers["department_id"].eq("north"), "manager_id"]
     won = deals["stage"].eq("won") & deals["closed_on"].dt.to_period("M").eq(pd.Period("2026-08"))
     ours = deals.index[won & deals["manager_id"].isin(north)][0]
     theirs = deals.index[won & ~deals["manager_id"].isin(north)][0]
@@ -148,11 +153,9 @@ def test_corrections_since_the_previous_snapshot_are_the_departments_own(source,
 
 
 def test_a_month_whose_corrections_cancel_out_is_still_shown(source, tmp_path):
-    crm = read_source(source)
     store = tmp_path / "kpi.duckdb"
-    snapshots.ingest(store, crm, "before")
+    crm, north = _stored_demo(source, store)
     deals = crm.deals
-    north = crm.managers.loc[crm.managers["department_id"].eq("north"), "manager_id"]
     august = deals["closed_on"].dt.to_period("M").eq(pd.Period("2026-08"))
     won = deals.loc[deals["stage"].eq("won") & august & deals["manager_id"].isin(north)].iloc[0]
     late = won.to_frame().T.assign(deal_id="LATE-1").astype(deals.dtypes.to_dict())
