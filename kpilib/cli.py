@@ -457,7 +457,7 @@ def _snapshots(args: argparse.Namespace) -> int:
             "label": [s.label for s in found],
             "taken (UTC)": [f"{s.taken_at:%Y-%m-%d %H:%M}" for s in found],
             "deals": [s.rows.get("deals") for s in found],
-            "fingerprint": [s.fingerprint for s in found],
+            "fingerprint": [s.fingerprint[:16] for s in found],
             "source": [s.source for s in found],
         }
     )
