@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from kpilib.errors import DataContractError, KpiError, ParamsError
 from kpilib.mapping import Mapping as SourceMapping
 from kpilib.mapping import SourceSpec, columns_read, read_mapped
 from kpilib.periods import ACTIVITY_DATES
-from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES, contract_columns
+from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES, contract_columns, date_columns
 from kpilib.validation import validate_tables
 
 CONNECT_TIMEOUT = 10
@@ -374,49 +374,29 @@ def _read_mapped(
     )
 
 
-def _date_columns(table: str) -> set[str]:
-    columns = MODELS[table].to_schema().columns
-    return {name for name, column in columns.items() if "datetime" in str(column.dtype)}
-
-
-def _refuse_time_zones(raw: Mapping[str, pd.DataFrame], where: str) -> None:
+def _refuse_zoned(
+    frames: Mapping[str, pd.DataFrame], read: Mapping[str, Collection[str]], where: str
+) -> None:
     """Dates with a time zone are refused: which day they fall on depends on a zone not named.
 
     A ``timestamp with time zone`` is an instant; the contract's dates are local calendar dates
-    and times. Shifting them to some zone could move a deal across midnight or a month's end.
+    and times, and shifting them to some zone could move a deal across midnight or a month's
+    end. Only the columns `read` names are looked at (a CRM's audit timestamps are not).
     """
     zoned = [
-        f"{table}.{column}"
-        for table, frame in raw.items()
-        for column in sorted(_date_columns(table) & set(frame.columns))
+        f"{name}.{column}"
+        for name, frame in frames.items()
+        for column in sorted(set(read.get(name, ())) & set(frame.columns))
         if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
     ]
     if zoned:
         raise DataContractError(
-            f"Data source {where} holds dates with a time zone (timestamp with time zone) in "
-            f"{', '.join(zoned)}. The contract's dates are local dates and times without a zone, "
-            "and which day an instant falls on depends on a zone the data does not name: store "
-            "them as date or timestamp (without time zone), or read them through a mapping whose "
-            "query converts them, e.g. `created_at AT TIME ZONE 'Europe/Moscow' AS created_on`."
-        )
-
-
-def _refuse_zoned_sources(
-    sources: Mapping[str, pd.DataFrame], mapping: SourceMapping, where: str
-) -> None:
-    """The columns a mapping reads with a time zone are refused, as in `_refuse_time_zones`;
-    a source's other columns (a CRM's audit timestamps, say) are never looked at."""
-    zoned = [
-        f"{name}.{column}"
-        for name, columns in columns_read(mapping).items()
-        for column in sorted(columns & set(sources.get(name, pd.DataFrame()).columns))
-        if isinstance(sources[name][column].dtype, pd.DatetimeTZDtype)
-    ]
-    if zoned:
-        raise DataContractError(
-            f"Data source {where} holds timestamps with a time zone in {', '.join(zoned)}; which "
-            "day an instant falls on depends on a zone the data does not name. Convert them in "
-            "the mapping's query, e.g. `created_at AT TIME ZONE 'Europe/Moscow' AS created_on`."
+            f"Data source {where} holds dates with a time zone in {', '.join(zoned)} "
+            "(timestamp with time zone). The contract's dates are local dates and times without a "
+            "zone, and which day an instant falls on depends on a zone the data does not name: "
+            "store them as date or timestamp (without time zone), or read them through a mapping "
+            "whose query converts them, e.g. "
+            "`created_at AT TIME ZONE 'Europe/Moscow' AS created_on`."
         )
 
 
@@ -507,10 +487,10 @@ def read_database(
         filters = [f"until {until:%Y-%m}"] if until is not None else []
         filters += [f"department {department}"] if department is not None else []
         source = where + (f" ({', '.join(filters)})" if filters else "")
-        _refuse_time_zones(raw, source)
+        _refuse_zoned(raw, {table: date_columns(table) for table in raw}, source)
         return validate_tables(raw, source=source, digest=_digest(raw, source))
     source = f"{where} (mapping {mapping.name})"
-    _refuse_zoned_sources(raw, mapping, source)
+    _refuse_zoned(raw, columns_read(mapping), source)
     digest = _digest(raw, source, mapping.model_dump_json(by_alias=True))
     # The mapping's problems and the contract's come out in one error.
     return read_mapped(mapping, lambda name, _spec: raw[name], source=source, digest=digest)

@@ -39,7 +39,7 @@ from pydantic import (
 
 from kpilib.errors import DataContractError, ParamsError
 from kpilib.io import FILE_KINDS, WORKBOOKS, fingerprint, read_raw, read_yaml
-from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES, contract_columns
+from kpilib.schemas import CRM, MODELS, REQUIRED_TABLES, contract_columns, date_columns
 from kpilib.validation import Problem, validate_tables
 
 Kind = Literal["date", "number", "text"]
@@ -263,8 +263,9 @@ def _inherit(spec: SourceSpec, defaults: dict[str, Any]) -> SourceSpec:
 @functools.cache
 def _column_kind(table: str, column: str) -> Kind:
     """Whether a contract column holds dates, numbers or text."""
-    dtype = str(MODELS[table].to_schema().columns[column].dtype)
-    return "date" if "datetime" in dtype else "number" if "float" in dtype else "text"
+    if column in date_columns(table):
+        return "date"
+    return "number" if "float" in str(MODELS[table].to_schema().columns[column].dtype) else "text"
 
 
 def _contract_problems(mapping: Mapping) -> list[str]:
@@ -626,16 +627,7 @@ class _TableBuilder:
         text = text.where(text != "")
         parsed = pd.to_datetime(text, format=date_format, errors="coerce")
         bad = text.notna() & parsed.isna()
-        if bad.any():
-            self.problems.append(
-                Problem(
-                    self.table,
-                    column,
-                    f"does not match the date format '{date_format}' ({where})",
-                    _rows(values.index[bad]),
-                    _shown(values[bad]),
-                )
-            )
+        self._refuse(column, values, bad, f"does not match the date format '{date_format}'", where)
         return parsed
 
     def _numbers(
@@ -655,18 +647,24 @@ class _TableBuilder:
             text = text.str.replace(",", ".", regex=False)
         parsed = pd.to_numeric(text, errors="coerce").astype("float64")
         bad = values.notna() & parsed.isna()
+        setting = f"decimal '{decimal}'" + (f", thousands '{thousands}'" if thousands else "")
+        self._refuse(column, values, bad, f"cannot be read as a number with {setting}", where)
+        return parsed
+
+    def _refuse(
+        self, column: str, values: pd.Series, bad: pd.Series, rule: str, where: str
+    ) -> None:
+        """A problem naming the `bad` cells of `column`, when there are any."""
         if bad.any():
-            setting = f"decimal '{decimal}'" + (f", thousands '{thousands}'" if thousands else "")
             self.problems.append(
                 Problem(
                     self.table,
                     column,
-                    f"cannot be read as a number with {setting} ({where})",
+                    f"{rule} ({where})",
                     _rows(values.index[bad]),
                     _shown(values[bad]),
                 )
             )
-        return parsed
 
     def _filled(self, column: str, values: pd.Series, default: str) -> pd.Series:
         empty = values.isna()

@@ -182,6 +182,12 @@ def contract_columns(table: str) -> list[str]:
     return list(MODELS[table].to_schema().columns)
 
 
+def date_columns(table: str) -> list[str]:
+    """The contract's date (and timestamp) columns of a table, in contract order."""
+    columns = MODELS[table].to_schema().columns
+    return [name for name, column in columns.items() if "datetime" in str(column.dtype)]
+
+
 @dataclass(frozen=True)
 class CRM:
     """A validated data source: the contract's tables, ``None`` where a table is absent.

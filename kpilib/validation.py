@@ -24,6 +24,7 @@ from kpilib.schemas import (
     FOREIGN_KEYS,
     MODELS,
     REQUIRED_TABLES,
+    date_columns,
     first_won_deals,
 )
 
@@ -107,12 +108,6 @@ _TIME_ZONE = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 DATE_RULE = "cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone)"
 
 
-def _date_columns(table: str, raw: pd.DataFrame) -> list[str]:
-    columns = MODELS[table].to_schema().columns
-    return [name for name, column in columns.items()
-            if "datetime" in str(column.dtype) and name in raw]  # fmt: skip
-
-
 def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
     """Read the contract's date columns given as text strictly as ISO 8601.
 
@@ -123,7 +118,7 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
         The table with those columns as datetimes (missing where refused), and the problems.
     """
     frame, problems = raw, []
-    for column in _date_columns(table, raw):
+    for column in [name for name in date_columns(table) if name in raw]:
         values = raw[column]
         if pd.api.types.is_datetime64_any_dtype(values):
             continue
