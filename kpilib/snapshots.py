@@ -212,7 +212,7 @@ def ingest(
         except BaseException:
             if new_file and _holds_nothing(con):
                 con.close()
-                _remove(store)
+                remove_store(store)
             raise
 
 
@@ -596,8 +596,8 @@ def _holds_nothing(con: duckdb.DuckDBPyConnection) -> bool:
         return False
 
 
-def _remove(store: Path) -> None:
-    """Remove a store file and its write-ahead log."""
+def remove_store(store: Path) -> None:
+    """Remove a store file and its write-ahead log (nothing when absent)."""
     for path in (store, store.with_name(store.name + ".wal")):
         path.unlink(missing_ok=True)
 

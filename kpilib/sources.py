@@ -106,15 +106,10 @@ def read_once(
         yield data, mapping
         return
     store = folder / BATCH_COPY
-    _remove_store(store)
+    snapshots.remove_store(store)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         snapshot = snapshots.ingest(store, crm, "batch").snapshot
         yield snapshots.snapshot_ref(store, snapshot), None
     finally:
-        _remove_store(store)
-
-
-def _remove_store(store: Path) -> None:
-    for path in (store, store.with_name(store.name + ".wal")):
-        path.unlink(missing_ok=True)
+        snapshots.remove_store(store)
