@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from kpilib import paths, snapshots
 from kpilib.database import is_database_url
@@ -30,10 +29,10 @@ from kpilib.metrics import first_month, sales_departments
 from kpilib.params import effective_scheme, load_run_params, load_scheme, parse_overrides
 from kpilib.pdf import find_chromium
 from kpilib.periods import latest_complete_month, parse_month, resolve_period, resolve_quarter
+from kpilib.progress import BatchProgress
 from kpilib.runner import (
     DEFAULT_CELL_TIMEOUT,
     DEFAULT_TIMEOUT,
-    Outcome,
     batch_lock,
     batch_manifest,
     finish_batch,
@@ -88,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     _common(run, "YYYY-MM for monthly, YYYYQn for quarterly (default: the latest complete one)")
     run.add_argument("--department", action="append", help="department id (repeatable)")
     run.add_argument("--out", type=Path, default=paths.REPORTS)
-    run.add_argument("--jobs", type=int, default=1, help="reports run at once (default 1)")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=cores(),
+        help=f"reports run at once (default: the cores this process may use, here {cores()})",
+    )
     run.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -256,6 +260,11 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
 def positive_seconds(text: str) -> int:
     """A command-line number of seconds, at least 1."""
     try:
@@ -317,16 +326,12 @@ def _run_reports(
     jobs, outcomes = plan(chosen, period, data, args.params, args.out, overrides, mapping=mapping)
     what = "Quarterly verification" if quarterly else "Monthly reports"
     log.info("%s for %s: %d report(s)", what, label, len(jobs) + len(outcomes))
-    with tqdm(total=len(jobs), unit="report", disable=None, file=sys.stderr) as bar:
-
-        def done(outcome: Outcome) -> None:
-            bar.set_postfix_str(f"{outcome.department_id} {'ok' if outcome.ok else 'FAILED'}")
-            bar.update()
-
+    with BatchProgress(len(jobs)) as progress:
         outcomes += run_jobs(
             jobs,
             max(1, args.jobs),
-            on_done=done,
+            on_done=progress.done,
+            on_start=progress.started,
             timeout=args.timeout,
             cell_timeout=args.cell_timeout,
             pdf=args.pdf,

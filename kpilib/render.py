@@ -6,21 +6,26 @@ no code, no stderr, no tracebacks, no request to the network when it is opened.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import nbformat
 import papermill
+from jupyter_client.manager import KernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets.config import Config
 
 from kpilib import paths
@@ -95,12 +100,15 @@ def execute_notebook(
     *,
     cwd: Path,
     cell_timeout: int = 600,
+    kernel: Callable[[], KernelManager] | None = None,
+    on_cell: Callable[[str], None] | None = None,
 ) -> None:
     """Execute ``notebook`` with papermill, injecting ``parameters``, and save it to ``output``.
 
-    The kernel is ``python3``, i.e. the ipykernel of the running interpreter. When a cell fails
-    the executed notebook is still written to ``output`` (for audit) and the error names the cell
-    by its execution count, as ``In [n]`` in the executed notebook.
+    The kernel is ``python3``, i.e. the ipykernel of the running interpreter, started by
+    papermill, or the one `kernel` starts (`kpilib.kernels.fork_kernel`), stopped when done.
+    When a cell fails the executed notebook is still written to ``output`` (for audit) and the
+    error names the cell by its execution count, as ``In [n]`` in the executed notebook.
 
     Args:
         notebook: The report notebook (committed without outputs).
@@ -108,6 +116,10 @@ def execute_notebook(
         parameters: Values for names declared in the notebook's parameters cell.
         cwd: Working directory of the kernel (relative paths in the notebook resolve here).
         cell_timeout: Seconds one cell may run before the execution is abandoned.
+        kernel: Starts the kernel to run in (called with nothing; its working directory is its
+            own business); by default papermill starts one in `cwd`.
+        on_cell: Told each code cell as it starts (``Cell 3 (`...`)``), so that whoever stops
+            an overdue report from outside knows which cell was running.
 
     Raises:
         ReportError: A parameter is not declared by the notebook (nothing is executed), a cell
@@ -115,6 +127,7 @@ def execute_notebook(
     """
     _refuse_undeclared(notebook, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
+    manager = kernel() if kernel else None
     try:
         papermill.execute_notebook(
             notebook,
@@ -128,6 +141,9 @@ def execute_notebook(
             # The kernel's own start-up chatter (a warning about its local TCP transport) is not
             # news for the scheduler's log; its errors still are.
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            km=manager,
+            engine_name=_ENGINE,
+            on_cell=on_cell,
         )
     except papermill.PapermillExecutionError as exc:
         cell = _describe_cell(exc.exec_count, exc.source)
@@ -138,6 +154,79 @@ def execute_notebook(
     except DeadKernelError as exc:
         cell = last_started_cell(output)
         raise ReportError(f"{cell}: the kernel died ({exc})") from exc
+    finally:
+        if manager is not None:
+            run_sync(manager.shutdown_kernel)(now=True)
+
+
+class _Execution(NotebookExecutionManager):
+    """Papermill's record of an execution, writing the notebook when the execution starts and
+    ends, not also as every cell starts and ends: those writes (the whole notebook, charts
+    included, encoded and validated each time) cost a report more than a second."""
+
+    on_cell: Callable[[str], None] | None = None
+    _writing = True
+
+    def save(self, **kwargs: Any) -> None:
+        if self._writing:
+            super().save(**kwargs)
+
+    def cell_start(
+        self, cell: nbformat.NotebookNode, cell_index: int | None = None, **kwargs: Any
+    ) -> None:
+        if self.on_cell and cell_index is not None:
+            # Cells run in order: a cell's place among the code cells is its execution count.
+            code = [c for c in self.nb.cells[: cell_index + 1] if c.cell_type == "code"]
+            self.on_cell(_describe_cell(len(code), cell.source))
+        self._quietly(super().cell_start, cell, cell_index, **kwargs)
+
+    def cell_complete(
+        self, cell: nbformat.NotebookNode, cell_index: int | None = None, **kwargs: Any
+    ) -> None:
+        self._quietly(super().cell_complete, cell, cell_index, **kwargs)
+
+    def _quietly(self, step: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        self._writing = False
+        try:
+            step(*args, **kwargs)
+        finally:
+            self._writing = True
+
+
+class _Engine(NBClientEngine):
+    """Papermill's nbclient engine, keeping its record of the execution with `_Execution`."""
+
+    @classmethod
+    def execute_notebook(  # type: ignore[override]
+        cls,
+        nb: nbformat.NotebookNode,
+        kernel_name: str,
+        output_path: str | None = None,
+        progress_bar: bool = True,
+        log_output: bool = False,
+        autosave_cell_every: int = 30,
+        on_cell: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> nbformat.NotebookNode:
+        execution = _Execution(
+            nb,
+            output_path=output_path,
+            progress_bar=progress_bar,
+            log_output=log_output,
+            autosave_cell_every=autosave_cell_every,
+        )
+        execution.on_cell = on_cell
+        execution.notebook_start()
+        try:
+            cls.execute_managed_notebook(execution, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            execution.cleanup_pbar()
+            execution.notebook_complete()
+        return execution.nb
+
+
+_ENGINE = "kpilib"
+papermill_engines.register(_ENGINE, _Engine)
 
 
 def _refuse_undeclared(notebook: Path, parameters: Mapping[str, object]) -> None:
@@ -153,8 +242,8 @@ def _refuse_undeclared(notebook: Path, parameters: Mapping[str, object]) -> None
 def last_started_cell(output: Path) -> str:
     """The cell papermill was running when it gave up: the last one it recorded a start for.
 
-    Papermill saves the executed notebook as each cell starts and ends, so this also tells which
-    cell a report was in when it was stopped from outside.
+    The executed notebook records when each cell started; it is written when the execution
+    ends, also when a cell fails, times out or the kernel dies.
     """
     try:
         nb = _read_notebook(output)
@@ -226,6 +315,15 @@ def export_html(executed: Path, html: Path, *, title: str) -> None:
     html.write_text(_with_toc(page), encoding="utf-8")
 
 
+def warm_up() -> None:
+    """Build the exporter and compile its templates once, by rendering a small page, so that
+    the processes a batch forks for its reports start with them ready."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## Warm-up"), nbformat.v4.new_code_cell("1")]
+    _exporter().from_notebook_node(nb, resources={"metadata": {"name": "warm-up"}})
+
+
+@functools.cache
 def _exporter() -> HTMLExporter:
     config = Config()
     # Pygments styles only matter for code, which a report never shows.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import multiprocessing
 import multiprocessing.process
@@ -29,8 +30,9 @@ from typing import Any
 
 import pandas as pd
 import psutil
+from threadpoolctl import threadpool_limits
 
-from kpilib import paths
+from kpilib import kernels, paths
 from kpilib.errors import KpiError, ReportError
 from kpilib.io import write_json
 from kpilib.params import RunParams, effective_scheme, load_run_params, scheme_path
@@ -40,7 +42,6 @@ from kpilib.render import (
     declared_parameters,
     execute_notebook,
     export_html,
-    last_started_cell,
     write_error_page,
     write_index,
 )
@@ -234,6 +235,7 @@ def run_job(
     pdf: bool = False,
     cell_timeout: int = 600,
     on_step: Callable[[str], None] | None = None,
+    kernel: Callable[[], Any] | None = None,
 ) -> Outcome:
     """Execute and render one report in a staging folder, then move it into place.
 
@@ -246,52 +248,103 @@ def run_job(
         cell_timeout: Seconds one notebook cell may run.
         on_step: Told the name of each step as it starts (prepare, execute, render, pdf,
             publish), so that whoever stops an overdue report knows where it was.
+        kernel: Starts the kernel the report runs in (`kpilib.kernels.fork_kernel`); by default
+            papermill starts a new ``python3`` kernel.
     """
     started = time.monotonic()
-    name = job.department_id
     staging = staging_folder(job)
-    step = "prepare"
-
-    def enter(next_step: str) -> str:
-        if on_step:
-            on_step(next_step)
-        return next_step
-
+    progress = _Steps(on_step)
     try:
         job.out_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        step = enter("execute")
-        parameters = {**job.parameters, "results_path": str(staging / f"{name}.kpis.json")}
-        execute_notebook(
-            job.notebook,
-            staging / f"{name}.ipynb",
-            parameters,
-            cwd=job.notebook.parent,
-            cell_timeout=cell_timeout,
-        )
-        step = enter("render")
-        export_html(staging / f"{name}.ipynb", staging / f"{name}.html", title=job.title)
-        suffixes = [".kpis.json", ".ipynb", ".html"]
-        if pdf:
-            step = enter("pdf")
-            print_pdf(staging / f"{name}.html", staging / f"{name}.pdf")
-            suffixes.append(".pdf")
-        step = enter("publish")
-        for suffix in suffixes:
-            (staging / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
-        # A PDF left from an earlier run would no longer match the page.
-        for stale in (".failed.json", ".error.html", ".failed.ipynb", *(() if pdf else (".pdf",))):
-            (job.out_dir / f"{name}{stale}").unlink(missing_ok=True)
+        suffixes = produce(job, staging, pdf, cell_timeout, progress, kernel, progress.cell)
+        progress("publish")
+        publish(job, staging, suffixes)
+        name = job.department_id
         return Outcome(name, True, time.monotonic() - started, html=job.out_dir / f"{name}.html")
     except Exception as error:  # one report's failure, whatever it is, must not end the batch
-        message = str(error) if isinstance(error, KpiError) else f"{type(error).__name__}: {error}"
-        outcome = Outcome(name, False, time.monotonic() - started, step, message)
+        outcome = failure(job, progress.step, error, time.monotonic() - started)
         _keep_failed_notebook(job)
         record_failure(job.out_dir, job.period, outcome, job.title)
         return outcome
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Steps:
+    """The step a report is at, told to whoever watches (`on_step`) as each one starts, and
+    while it executes, each cell as it starts (as ``("cell", description)``)."""
+
+    def __init__(self, on_step: Callable[[Any], None] | None) -> None:
+        self.step = "prepare"
+        self._on_step = on_step
+
+    def __call__(self, step: str) -> None:
+        self.step = step
+        if self._on_step:
+            self._on_step(step)
+
+    def cell(self, description: str) -> None:
+        if self._on_step:
+            self._on_step(("cell", description))
+
+
+def produce(
+    job: Job,
+    folder: Path,
+    pdf: bool,
+    cell_timeout: int,
+    on_step: Callable[[str], None],
+    kernel: Callable[[], Any] | None = None,
+    on_cell: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Execute the job's notebook and render its page (and PDF) into `folder`.
+
+    Returns:
+        The suffixes of the files written (``.kpis.json``, ``.ipynb``, ``.html``, ``.pdf``),
+        ready for `publish`.
+
+    Raises:
+        ReportError: The notebook failed or the page could not be rendered.
+    """
+    name = job.department_id
+    on_step("execute")
+    parameters = {**job.parameters, "results_path": str(folder / f"{name}.kpis.json")}
+    execute_notebook(
+        job.notebook,
+        folder / f"{name}.ipynb",
+        parameters,
+        cwd=job.notebook.parent,
+        cell_timeout=cell_timeout,
+        kernel=kernel,
+        on_cell=on_cell,
+    )
+    on_step("render")
+    export_html(folder / f"{name}.ipynb", folder / f"{name}.html", title=job.title)
+    suffixes = [".kpis.json", ".ipynb", ".html"]
+    if pdf:
+        on_step("pdf")
+        print_pdf(folder / f"{name}.html", folder / f"{name}.pdf")
+        suffixes.append(".pdf")
+    return suffixes
+
+
+def publish(job: Job, folder: Path, suffixes: Sequence[str]) -> None:
+    """Move a complete report's files from `folder` into place and clear what no longer holds:
+    an earlier failure's records, and a PDF that would no longer match the page."""
+    name = job.department_id
+    for suffix in suffixes:
+        (folder / f"{name}{suffix}").replace(job.out_dir / f"{name}{suffix}")
+    pdf = ".pdf" in suffixes
+    for stale in (".failed.json", ".error.html", ".failed.ipynb", *(() if pdf else (".pdf",))):
+        (job.out_dir / f"{name}{stale}").unlink(missing_ok=True)
+
+
+def failure(job: Job, step: str, error: BaseException, seconds: float) -> Outcome:
+    """The outcome of a report that failed at `step` with `error`."""
+    message = str(error) if isinstance(error, KpiError) else f"{type(error).__name__}: {error}"
+    return Outcome(job.department_id, False, seconds, step, message)
 
 
 def _keep_failed_notebook(job: Job) -> None:
@@ -341,6 +394,7 @@ def run_jobs(
     workers: int = 1,
     on_done: Callable[[Outcome], None] | None = None,
     *,
+    on_start: Callable[[str], None] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     pdf: bool = False,
@@ -357,12 +411,18 @@ def run_jobs(
         jobs: The reports to produce.
         workers: How many reports to run at once.
         on_done: Called with each outcome as it arrives (progress display).
+        on_start: Called with each report's id as it starts.
         timeout: Seconds one report may take, from start to finish (the outer timeout).
         cell_timeout: Seconds one notebook cell may run.
         pdf: Also print each report as PDF.
     """
     for name, value in SINGLE_THREADED.items():
         os.environ.setdefault(name, value)
+    # The kernels are forks of this process, whose linear algebra libraries read those settings
+    # when they were loaded; tell them now.
+    for name, api in (("OPENBLAS_NUM_THREADS", "blas"), ("OMP_NUM_THREADS", "openmp")):
+        if os.environ[name].isdigit():
+            threadpool_limits(limits=int(os.environ[name]), user_api=api)
     pending = list(jobs)[::-1]
     running: dict[Connection, _Worker] = {}
     outcomes: list[Outcome] = []
@@ -372,6 +432,7 @@ def run_jobs(
         if on_done:
             on_done(outcome)
 
+    kernels.warm_up()  # once here, not in every report's kernel
     context = multiprocessing.get_context("fork")
     try:
         while pending or running:
@@ -384,6 +445,8 @@ def run_jobs(
                 process.start()
                 sender.close()
                 running[receiver] = _Worker(job, process, time.monotonic())
+                if on_start:
+                    on_start(job.department_id)
             deadline = min(w.started + timeout for w in running.values())
             wait(list(running), timeout=max(0.0, deadline - time.monotonic()))
             for receiver, worker in list(running.items()):
@@ -409,11 +472,14 @@ class _Worker:
     process: multiprocessing.process.BaseProcess
     started: float
     step: str = "prepare"
+    cell: str = "A cell"
 
 
 def _work(job: Job, sender: Connection, pdf: bool, cell_timeout: int) -> None:
     """A worker process: produce one report, telling each step, and send its outcome back."""
-    sender.send(run_job(job, pdf=pdf, cell_timeout=cell_timeout, on_step=sender.send))
+    kernel = functools.partial(kernels.fork_kernel, job.notebook.parent)
+    outcome = run_job(job, pdf=pdf, cell_timeout=cell_timeout, on_step=sender.send, kernel=kernel)
+    sender.send(outcome)
     sender.close()
 
 
@@ -428,9 +494,12 @@ def _drain(receiver: Connection, worker: _Worker) -> Outcome | None:
             message = receiver.recv()
         except (EOFError, OSError):
             return _collect(receiver, worker, None)
-        if not isinstance(message, str):
+        if isinstance(message, tuple):
+            worker.cell = message[1]
+        elif isinstance(message, str):
+            worker.step = message
+        else:
             return _collect(receiver, worker, message)
-        worker.step = message
     return None
 
 
@@ -458,8 +527,7 @@ def _time_out(worker: _Worker, timeout: float) -> Outcome:
     job = worker.job
     error = f"the report ran longer than the {timeout:g} s report timeout and was stopped"
     if worker.step == "execute":
-        executed = staging_folder(job) / f"{job.department_id}.ipynb"
-        error += f"; {last_started_cell(executed)} was running"
+        error += f"; {worker.cell} was running"
     seconds = time.monotonic() - worker.started
     outcome = Outcome(job.department_id, False, seconds, worker.step, error)
     _abandon(job, outcome)

@@ -51,6 +51,9 @@ def open_source(
         ParamsError: The mapping is invalid or does not fit the kind of source.
     """
     text = str(data)
+    kept = _KEPT.get((text, str(mapping or "")))
+    if kept is not None and until is None and department is None:
+        return kept
     rules = load_mapping(paths.resolve(mapping)) if mapping else None
     if is_database_url(text):
         return read_database(text, rules, until=until, department=department)
@@ -68,6 +71,26 @@ def open_source(
     if not folder.is_dir():
         raise ParamsError(f"A mapping reads a folder of exported files; {text} is not a folder.")
     return read_mapped_folder(folder, rules, str(mapping))
+
+
+_KEPT: dict[tuple[str, str], CRM] = {}
+
+
+def keep(data: str, mapping: str | Path | None, crm: CRM) -> None:
+    """Hand `crm`, already read and validated, to every later `open_source(data, mapping)` in
+    this process and the processes it forks: the data a batch read once for all its reports.
+
+    `data` and `mapping` must be the strings the reports are given (`pinned`; the mapping's
+    absolute path or nothing); `crm` must be what reading them gives. Only `open_source` with
+    no filters uses it. A new process (an analyst's kernel) keeps nothing and reads the source.
+    """
+    forget()
+    _KEPT[(data, str(mapping or ""))] = crm
+
+
+def forget() -> None:
+    """Let go of the data `keep` kept: later reads read the source."""
+    _KEPT.clear()
 
 
 def pinned(data: str | Path) -> str:
@@ -101,15 +124,23 @@ def read_once(
     not reach the executed notebooks kept beside the reports. So the batch's validated read
     (`crm`) goes into a snapshot store of its own in `folder` for the reports to read, and is
     removed when the batch ends; every other source is handed on as it is.
+
+    Either way the data the reports read is kept in memory (`keep`) while the batch runs, so the
+    report kernels forked from the batch (`kpilib.kernels`) neither read nor validate it again.
     """
-    if not is_database_url(data):
-        yield data, mapping
-        return
-    store = folder / BATCH_COPY
-    snapshots.remove_store(store)
-    folder.mkdir(parents=True, exist_ok=True)
     try:
-        snapshot = snapshots.ingest(store, crm, "batch").snapshot
-        yield snapshots.snapshot_ref(store, snapshot), None
-    finally:
+        if not is_database_url(data):
+            keep(data, mapping, crm)
+            yield data, mapping
+            return
+        store = folder / BATCH_COPY
         snapshots.remove_store(store)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            ref = snapshots.snapshot_ref(store, snapshots.ingest(store, crm, "batch").snapshot)
+            keep(ref, None, open_source(ref))
+            yield ref, None
+        finally:
+            snapshots.remove_store(store)
+    finally:
+        forget()

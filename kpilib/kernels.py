@@ -1,0 +1,190 @@
+"""Warm kernels: a report's kernel forked from a process that has done the slow work already.
+
+Starting a Jupyter kernel the usual way starts a new Python, which imports pandas, matplotlib,
+statsmodels and the kit again and reads the data source again: seconds of work that every report
+of a batch repeats. A batch instead does that work once (`warm_up`, and `kpilib.sources.keep` for
+the data) and each report's kernel is a fork of the report's worker process (`fork_kernel`): a
+fresh ipykernel in a process of its own, whose imports and data are already in memory, shared
+copy-on-write with the batch. Reports stay isolated: every report gets a new kernel, whatever it
+changes lives and dies in that process, and it never reaches the batch or another report.
+
+`ForkedKernelManager` lets papermill (through nbclient) drive such a kernel as it drives any
+other: it starts nothing, and it answers whether the kernel lives, interrupts it and stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.connect import write_connection_file
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Integer, List
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+class ForkedKernelManager(AsyncKernelManager):
+    """The manager of a kernel that `fork_kernel` started: nbclient talks to it through the
+    connection file; this manager only watches, interrupts and stops the process."""
+
+    pid = Integer(0, help="The kernel's process id.")
+    _exit_status: int | None = None
+    _clients = List()
+
+    def client(self, **kwargs: Any) -> Any:
+        """A client of the kernel; its channels close when the kernel stops."""
+        made = super().client(**kwargs)
+        self._clients.append(made)
+        return made
+
+    @property
+    def has_kernel(self) -> bool:
+        """Always true: the kernel exists before this manager does."""
+        return True
+
+    async def _async_is_alive(self) -> bool:
+        """Whether the kernel process still runs (a dead one is reaped here)."""
+        return self._poll() is None
+
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt the running cell, as Ctrl-C would."""
+        if self._poll() is None:
+            os.kill(self.pid, signal.SIGINT)
+
+    async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        """Stop the kernel: nothing of a report must outlive it."""
+        self.stop()
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        """Remove the connection file."""
+        with contextlib.suppress(OSError):
+            Path(self.connection_file).unlink()
+
+    # What nbclient and the kernel's clients call (jupyter_client names them both ways).
+    is_alive = _async_is_alive  # type: ignore[assignment]
+    interrupt_kernel = _async_interrupt_kernel  # type: ignore[assignment]
+    shutdown_kernel = _async_shutdown_kernel  # type: ignore[assignment]
+    cleanup_resources = _async_cleanup_resources  # type: ignore[assignment]
+
+    def stop(self) -> None:
+        """Close the clients' channels, kill the kernel process and reap it; remove its
+        connection file."""
+        for made in self._clients:
+            made.stop_channels()
+        if self._poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)
+            self._exit_status = status
+        with contextlib.suppress(OSError):
+            Path(self.connection_file).unlink()
+
+    def _poll(self) -> int | None:
+        """The kernel's exit status once it has ended, None while it runs."""
+        if self._exit_status is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                self._exit_status = -1
+            else:
+                if pid:
+                    self._exit_status = status
+        return self._exit_status
+
+
+def fork_kernel(cwd: Path) -> ForkedKernelManager:
+    """Start a kernel in a fork of this process, working in `cwd`.
+
+    The kernel runs in a session of its own (so a report timeout can kill it with its worker),
+    reads nothing from the terminal, and draws charts inline as any notebook kernel does. Fork
+    only from a process that runs no event loop and no threads that hold locks: a report's worker
+    process, before it starts executing.
+
+    Returns:
+        Its manager, to hand to papermill (``km=``) and to stop when the report is done.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="kpi-kernel-"))
+    connection_file, _ = write_connection_file(
+        str(folder / "kernel.json"), ip="127.0.0.1", key=secrets.token_hex(16).encode()
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child becomes the kernel and never returns
+        _become_kernel(connection_file, cwd)
+    manager = ForkedKernelManager(connection_file=connection_file)
+    manager.load_connection_file()
+    manager.pid = pid
+    return manager
+
+
+def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover - in the fork
+    """Run an ipykernel in this (forked) process until it is stopped, then end the process."""
+    code = 1
+    try:
+        os.setsid()
+        os.chdir(cwd)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # its banner; cells' output goes to iopub
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
+        _inline_charts()
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        # No input history: a report's kernel is never resumed, and kernels running side by
+        # side would contend for the one history database.
+        app.initialize(
+            [
+                "-f",
+                connection_file,
+                "--IPKernelApp.log_level=ERROR",
+                "--HistoryManager.enabled=False",
+            ]
+        )
+        app.start()
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _inline_charts() -> None:  # pragma: no cover - in the fork
+    """Charts drawn in the kernel go to the notebook, as in a kernel started the usual way."""
+    if "matplotlib" in sys.modules:
+        import matplotlib
+
+        matplotlib.rcParams["backend"] = INLINE_BACKEND
+
+
+def warm_up() -> None:
+    """Do in this process, once, the slow first-time work every report's kernel would repeat:
+    import what the notebooks and the kernel import, and draw and export a first chart (fonts,
+    text layout, PNG encoding). Charts are drawn off-screen without choosing pyplot's backend,
+    which stays for each kernel to set.
+    """
+    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
+    import matplotlib_inline.backend_inline  # noqa: F401
+    from matplotlib.figure import Figure
+
+    import kpilib  # noqa: F401
+    import kpilib.render
+
+    figure = Figure(figsize=(4, 3))
+    axes = figure.subplots()
+    axes.bar(["a", "b"], [1.0, 2.0])
+    axes.set_title("warm-up")
+    figure.savefig(io.BytesIO(), format="png", bbox_inches="tight")
+    kpilib.render.warm_up()

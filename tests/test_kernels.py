@@ -1,0 +1,170 @@
+"""Warm report kernels: forked from a process with the data kept, isolated from each other."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kpilib import sources
+from kpilib.errors import ReportError
+from kpilib.kernels import fork_kernel
+from kpilib.progress import BatchProgress
+from kpilib.render import execute_notebook
+from kpilib.runner import Outcome
+
+
+def _notebook(path: Path, *sources_: str) -> Path:
+    params = nbformat.v4.new_code_cell('data = ""\nparent = ""', metadata={"tags": ["parameters"]})
+    cells = [params, *(nbformat.v4.new_code_cell(source) for source in sources_)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def _run(tmp_path: Path, name: str, *cells: str, **parameters: object) -> nbformat.NotebookNode:
+    notebook = _notebook(tmp_path / f"{name}.ipynb", *cells)
+    executed = tmp_path / f"{name}.out.ipynb"
+    execute_notebook(
+        notebook, executed, parameters, cwd=tmp_path, kernel=lambda: fork_kernel(tmp_path)
+    )
+    return nbformat.read(executed, as_version=4)
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    return "".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+    )
+
+
+def test_a_forked_kernel_runs_the_notebook_in_its_folder_with_inline_charts(tmp_path):
+    nb = _run(
+        tmp_path,
+        "charts",
+        "import os\nprint(os.getcwd())",
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4]);",
+        "print(os.getpid() != int(parent))",
+        parent=str(os.getpid()),
+    )
+    assert str(tmp_path) in _text(nb)
+    assert "True" in _text(nb)  # a process of its own
+    outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert [] == [o for o in outputs if o.get("output_type") == "error"]
+
+
+def test_reports_see_the_kept_data_and_none_of_each_others_state(tmp_path, sales_crm):
+    kept = replace(sales_crm, source="kept by the batch")
+    sources.keep("some/source", None, kept)
+    try:
+        first = _run(
+            tmp_path,
+            "first",
+            "import kpilib\ncrm = kpilib.open_source(data)\nprint(crm.source)",
+            "crm.deals.loc[:, 'amount'] = -1.0\nkpilib.LEFT_BEHIND = True",
+            data="some/source",
+        )
+        second = _run(
+            tmp_path,
+            "second",
+            "import kpilib\ncrm = kpilib.open_source(data)\nprint(crm.source)",
+            "print(hasattr(kpilib, 'LEFT_BEHIND'), (crm.deals['amount'] == -1.0).any())",
+            data="some/source",
+        )
+    finally:
+        sources.forget()
+    assert "kept by the batch" in _text(first)
+    assert "kept by the batch" in _text(second)
+    assert "False False" in _text(second)  # neither the module nor the data changed
+    assert not (sales_crm.deals["amount"] == -1.0).any()  # nor the batch's own copy
+
+
+def test_open_source_uses_kept_data_only_for_the_same_source_and_mapping(tmp_path, sales_crm):
+    folder = tmp_path / "elsewhere"
+    sources.keep(str(folder), None, sales_crm)
+    try:
+        assert sources.open_source(str(folder)) is sales_crm
+        with pytest.raises(Exception, match="mapping.yaml"):  # another mapping: read for real
+            sources.open_source(str(folder), tmp_path / "mapping.yaml")
+        with pytest.raises(Exception, match="elsewhere"):  # a filtered read: read for real
+            sources.open_source(str(folder), department="north")
+    finally:
+        sources.forget()
+    with pytest.raises(Exception, match="elsewhere"):  # nothing kept: read for real
+        sources.open_source(str(folder))
+
+
+def test_read_once_keeps_the_data_for_the_batch_only(tmp_path, sales_crm):
+    with sources.read_once(str(tmp_path), sales_crm, tmp_path / "reports", None) as (data, _):
+        assert sources.open_source(data) is sales_crm
+    with pytest.raises(Exception, match=str(tmp_path)):  # let go: read for real
+        sources.open_source(data)
+
+
+def test_a_kernel_that_dies_is_told_as_such_and_reaped(tmp_path):
+    with pytest.raises(ReportError, match=r"Cell 3 \(`import os, signal ...`\): the kernel died"):
+        _run(tmp_path, "dead", "1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert [] == _children()
+
+
+def test_each_cell_is_told_as_it_starts(tmp_path):
+    notebook = _notebook(tmp_path / "cells.ipynb", "x = 1", "y = 2\nz = 3")
+    told: list[str] = []
+    execute_notebook(
+        notebook,
+        tmp_path / "out.ipynb",
+        {},
+        cwd=tmp_path,
+        kernel=lambda: fork_kernel(tmp_path),
+        on_cell=told.append,
+    )
+    assert ['Cell 1 (`data = "" ...`)', "Cell 2 (`x = 1`)", "Cell 3 (`y = 2 ...`)"] == told
+    executed = json.loads((tmp_path / "out.ipynb").read_text())
+    assert all(c["metadata"]["papermill"]["status"] == "completed" for c in executed["cells"])
+
+
+def _children() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.Process().children(recursive=True)]
+
+
+def test_progress_without_a_terminal_is_one_log_line_per_report(caplog):
+    stream = io.StringIO()
+    with caplog.at_level(logging.INFO, logger="kpi"), BatchProgress(3, stream) as progress:
+        for name in ("north", "south", "east"):
+            progress.started(name)
+        progress.done(Outcome("south", True, 4.0))
+        progress.done(Outcome("north", False, 5.0, step="execute", error="boom"))
+    assert "" == stream.getvalue()
+    first, second = caplog.messages
+    assert first.startswith("[1/3] south: ok (4.0 s); running: north, east; about 0:00:")
+    assert second.startswith("[2/3] north: FAILED at execute (5.0 s); running: east; about")
+
+
+def test_progress_on_a_terminal_is_a_bar_with_each_reports_status(caplog):
+    stream = io.StringIO()
+    with (
+        caplog.at_level(logging.INFO, logger="kpi"),
+        BatchProgress(2, stream, interactive=True) as progress,
+    ):
+        progress.started("north")
+        progress.started("south")
+        progress.done(Outcome("north", True, 3.0))
+    shown = stream.getvalue()
+    assert "north: ok (3.0 s)" in shown
+    assert "1/2" in shown and "running: south" in shown
+    assert [] == caplog.messages  # the bar says it; the log does not repeat it
