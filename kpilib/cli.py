@@ -108,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--pdf", action="store_true", help="also print each report to PDF with Chromium"
     )
+    run.add_argument(
+        "--executor",
+        type=dask_address,
+        metavar="dask://HOST:PORT",
+        help="run the reports on the Dask cluster whose scheduler is there (default: here)",
+    )
 
     whatif = commands.add_parser(
         "whatif", help="re-score past months under a proposed scheme and compare"
@@ -260,6 +266,17 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def dask_address(text: str) -> str:
+    """A command-line Dask scheduler address, checked before any data is read."""
+    from kpilib.cluster import scheduler_address
+
+    try:
+        scheduler_address(text)
+    except ParamsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def cores() -> int:
     """The CPU cores this process may run on (its affinity, not the machine's count)."""
     return len(os.sched_getaffinity(0))
@@ -327,15 +344,27 @@ def _run_reports(
     what = "Quarterly verification" if quarterly else "Monthly reports"
     log.info("%s for %s: %d report(s)", what, label, len(jobs) + len(outcomes))
     with BatchProgress(len(jobs)) as progress:
-        outcomes += run_jobs(
-            jobs,
-            max(1, args.jobs),
-            on_done=progress.done,
-            on_start=progress.started,
-            timeout=args.timeout,
-            cell_timeout=args.cell_timeout,
-            pdf=args.pdf,
-        )
+        if args.executor:
+            from kpilib.cluster import run_on_dask  # needs `distributed`, only here
+
+            outcomes += run_on_dask(
+                args.executor,
+                jobs,
+                on_done=progress.done,
+                timeout=args.timeout,
+                cell_timeout=args.cell_timeout,
+                pdf=args.pdf,
+            )
+        else:
+            outcomes += run_jobs(
+                jobs,
+                max(1, args.jobs),
+                on_done=progress.done,
+                on_start=progress.started,
+                timeout=args.timeout,
+                cell_timeout=args.cell_timeout,
+                pdf=args.pdf,
+            )
     manifest = batch_manifest(
         kind=args.kind,
         period=label,
@@ -356,6 +385,7 @@ def _run_reports(
             "timeout": args.timeout,
             "cell_timeout": args.cell_timeout,
             "pdf": args.pdf,
+            "executor": args.executor or "local",
         },
     )
     index = finish_batch(args.out, outcomes, label, args.kind, manifest)

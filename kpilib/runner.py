@@ -460,7 +460,7 @@ def run_jobs(
     finally:  # the batch itself is stopping: no worker may go on writing unsupervised
         for receiver, worker in running.items():
             receiver.close()
-            _kill_tree(worker.process.pid)
+            kill_tree(worker.process.pid)
             worker.process.join()
             shutil.rmtree(staging_folder(worker.job), ignore_errors=True)
     return outcomes
@@ -508,7 +508,7 @@ def _collect(receiver: Connection, worker: _Worker, outcome: Outcome | None) -> 
     receiver.close()
     worker.process.join(timeout=10)
     if worker.process.is_alive():
-        _kill_tree(worker.process.pid)
+        kill_tree(worker.process.pid)
         worker.process.join()
     if isinstance(outcome, Outcome):
         return outcome
@@ -522,7 +522,7 @@ def _collect(receiver: Connection, worker: _Worker, outcome: Outcome | None) -> 
 
 def _time_out(worker: _Worker, timeout: float) -> Outcome:
     """Kill an overdue worker and its kernel; record where the report was when it was stopped."""
-    _kill_tree(worker.process.pid)
+    kill_tree(worker.process.pid)
     worker.process.join()
     job = worker.job
     error = f"the report ran longer than the {timeout:g} s report timeout and was stopped"
@@ -542,7 +542,7 @@ def _abandon(job: Job, outcome: Outcome) -> None:
     shutil.rmtree(staging_folder(job), ignore_errors=True)
 
 
-def _kill_tree(pid: int | None) -> None:
+def kill_tree(pid: int | None) -> None:
     """Kill a process and every process it started (the kernel runs in a session of its own)."""
     if pid is None:
         return
