@@ -6,10 +6,12 @@ import re
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kpilib.errors import DataContractError
 from kpilib.testing import vasily_valery, vasily_valery_tables
-from kpilib.validation import DATE_RULE, validate_tables
+from kpilib.validation import DATE_RULE, _is_in, validate_tables
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -363,3 +365,16 @@ def test_two_plans_for_the_same_owner_month_and_metric_are_refused(raw_sales):
     assert "must hold one plan per owner, period and metric" in message
     assert "row 1 (2025-03 revenue north), row 2 (2025-03 revenue north)" in message
     assert "row 3" not in message
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=30),
+    st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=30),
+)
+def test_foreign_key_lookup_matches_pandas_isin_exactly(values, reference):
+    left = pd.Series(values, dtype="str")
+    right = pd.Series(reference, dtype="str")
+    found = _is_in(left, right)
+    expected = left.isin(right.dropna())
+    assert found[left.notna()].tolist() == expected[left.notna()].tolist()
+    assert found.index.equals(left.index)
