@@ -7,8 +7,9 @@ DEMO := data/demo
 
 LAB := $(VENV)/.lab-installed
 LAB_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help env demo reports test lab lint format clean
+.PHONY: help env demo reports test lab lint format clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +41,9 @@ $(LAB): $(STAMP)
 
 lab: $(LAB) $(DEMO)/deals.csv  ## open JupyterLab on the notebooks, with the demo data ready
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+bench: $(STAMP)  ## time `kpi run monthly` against a naive papermill loop on demo data (BENCH_ARGS="--help")
+	$(BIN)/python benchmarks/batch.py $(BENCH_ARGS)
 
 lint:  ## check style
 	$(BIN)/ruff check kpilib tests

@@ -49,8 +49,14 @@ run ``PLAN_AHEAD`` = 3 months past ``end``.
 7. **KPIs without a link to results**: delivery timeliness is drawn independently of everything a
    manager does (the logistics slip hits every department alike), so meeting the on-time delivery
    and fulfilment KPIs does not raise a manager's revenue or profit in the same or a later month.
+
+For data at scale, ``DemoConfig.deal_rate`` multiplies every manager's deals per month (won, lost
+and open alike; 1.0 gives the figures above, about 12 per manager and month): 315 gives about ten
+million deals over 12 departments and 30 months. The planted effects keep their sizes; clients,
+leads, deliveries and requests grow with the deals.
 """
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -148,6 +154,7 @@ class DemoConfig:
     months: int = 30  # at least 24: 12 before the pilot and 12 in it
     sales_departments: int = 4  # at least 4
     managers_per_department: int = 7  # at least 6
+    deal_rate: float = 1.0  # factor on every manager's deals per month (> 0; 1.0 = about 12)
 
     def __post_init__(self) -> None:
         problems = [
@@ -156,6 +163,9 @@ class DemoConfig:
             "sales_departments must be at least 4" if self.sales_departments < 4 else "",
             "managers_per_department must be at least 6"
             if self.managers_per_department < 6
+            else "",
+            "deal_rate must be a finite number above 0"
+            if not (isinstance(self.deal_rate, int | float) and 0 < self.deal_rate < math.inf)
             else "",
         ]
         if any(problems):
@@ -361,8 +371,8 @@ def _skeleton(
     pilot = roster["department_id"].eq(PILOT_DEPARTMENT).to_numpy()[:, None] & np.asarray(
         months.start_time >= _kpi_since(config)
     )
-    won = _WON_RATE * season * star * np.where(pilot, PILOT_UPLIFT, 1.0)
-    lost = _LOST_RATE * season * np.ones_like(star)
+    won = _WON_RATE * config.deal_rate * season * star * np.where(pilot, PILOT_UPLIFT, 1.0)
+    lost = _LOST_RATE * config.deal_rate * season * np.ones_like(star)
     parts = []
     for stage, rate in (
         ("won", won * ~future),

@@ -6,6 +6,7 @@ import pytest
 
 from kpilib.demo import DemoConfig, GroundTruth, generate, ground_truth
 from kpilib.errors import ParamsError
+from kpilib.validation import validate_tables
 
 TABLES = {
     "departments": ["department_id", "name", "kind", "kpi_since"],
@@ -325,11 +326,37 @@ def test_small_config_keeps_every_effect_site():
 
 @pytest.mark.parametrize(
     "change",
-    [{"months": 23}, {"sales_departments": 3}, {"managers_per_department": 5}, {"end": "2026-13"}],
+    [
+        {"months": 23},
+        {"sales_departments": 3},
+        {"managers_per_department": 5},
+        {"end": "2026-13"},
+        {"deal_rate": 0.0},
+        {"deal_rate": -1.0},
+        {"deal_rate": float("nan")},
+        {"deal_rate": float("inf")},
+        {"deal_rate": "2"},
+    ],
 )
 def test_config_outside_the_supported_range_is_refused(change):
     with pytest.raises(ParamsError):
         DemoConfig(**change)
+
+
+@pytest.mark.parametrize("rate", [0.5, 4.0])
+def test_deal_rate_scales_every_stage_of_the_deals_and_what_follows_them(crm, rate):
+    scaled = generate(DemoConfig(deal_rate=rate))
+    assert len(crm["deals"]) * rate == pytest.approx(len(scaled["deals"]), rel=0.05)
+    stages = crm["deals"]["stage"].value_counts() * rate
+    # open deals are a few hundred at the natural rate, so their count varies most
+    assert stages.to_dict() == pytest.approx(
+        scaled["deals"]["stage"].value_counts().to_dict(), rel=0.15
+    )
+    for table in ("deliveries", "requests", "leads"):
+        assert len(crm[table]) * rate == pytest.approx(len(scaled[table]), rel=0.1), table
+    for table in ("departments", "managers", "products", "plans"):
+        assert len(crm[table]) == len(scaled[table]), table
+    validate_tables(scaled)  # still within the data contract
 
 
 @pytest.fixture(scope="module")
