@@ -26,13 +26,13 @@ $(DEMO)/deals.csv: $(STAMP) kpilib/demo.py
 	$(BIN)/kpi demo --out $(DEMO)
 
 demo: $(DEMO)/deals.csv  ## generate the demo CRM data, run every department's monthly report and the quarterly verification
-	$(BIN)/kpi run monthly --data $(DEMO) --jobs 2
-	$(BIN)/kpi run quarterly --data $(DEMO) --jobs 2
+	$(BIN)/kpi run monthly --data $(DEMO)
+	$(BIN)/kpi run quarterly --data $(DEMO)
 	@echo "Open reports/index.html"
 
 test: $(DEMO)/deals.csv  ## run the whole test suite (the notebook runs on the demo data; the reports open in Chromium)
 	@bash .ci/ensure-chromium || echo "make test: no Chromium, so the browser tests will be skipped"
-	$(BIN)/ruff check kpilib tests
+	$(BIN)/ruff check kpilib tests benchmarks
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/pytest --nbval-lax --nbval-current-env tests notebooks
 
 $(LAB): $(STAMP)
@@ -46,11 +46,11 @@ bench: $(STAMP)  ## time `kpi run monthly` against a naive papermill loop on dem
 	$(BIN)/python benchmarks/batch.py $(BENCH_ARGS)
 
 lint:  ## check style
-	$(BIN)/ruff check kpilib tests
-	$(BIN)/ruff format --check kpilib tests
+	$(BIN)/ruff check kpilib tests benchmarks
+	$(BIN)/ruff format --check kpilib tests benchmarks
 
 format:  ## format the code
-	$(BIN)/ruff format kpilib tests
+	$(BIN)/ruff format kpilib tests benchmarks
 
 clean:  ## remove generated data and reports (keeps the environment)
 	rm -rf $(DEMO) reports/monthly reports/quarterly reports/index.html reports/.kpi-batch.lock tests/output
