@@ -14,8 +14,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.typing import DataFrameGroupBy
 
-from kpilib.periods import bounds, data_as_of, in_period
+from kpilib.periods import bounds, data_as_of, in_period, rows_in_period
 from kpilib.schemas import CRM, first_won_deals
 
 Level = Literal["manager", "department"]
@@ -188,6 +189,35 @@ def deals_with_department(crm: CRM) -> pd.DataFrame:
     return crm.derived("deals_with_department", attach)
 
 
+def closed_deals(crm: CRM, period: pd.Period) -> pd.DataFrame:
+    """Deals closed (won or lost) in the period, with their department (do not modify the frame)."""
+    deals = deals_with_department(crm)
+    if "closed_on" not in deals:
+        return deals.iloc[0:0]
+    closed = crm.derived("closed_deals", lambda: deals.loc[deals["stage"].isin(["won", "lost"])])
+    return rows_in_period(crm, "closed_deals", closed, "closed_on", period)
+
+
+def _first_won_deals(crm: CRM) -> pd.DataFrame:
+    """Each client's first won deal, with its department (computed once per source)."""
+    return crm.derived("first_won_deals", lambda: first_won_deals(deals_with_department(crm)))
+
+
+def _with_department(crm: CRM, table: str) -> pd.DataFrame:
+    """A table with a ``manager_id`` (requests, leads) with the manager's department attached.
+
+    The table's own ``department_id`` (the service department of a request) is replaced. Computed
+    once per source; do not modify the frame.
+    """
+
+    def attach() -> pd.DataFrame:
+        frame = getattr(crm, table).drop(columns=["department_id"], errors="ignore")
+        owners = crm.managers.set_index("manager_id")["department_id"]
+        return frame.assign(department_id=frame["manager_id"].map(owners))
+
+    return crm.derived(f"{table} with department", attach)
+
+
 def active_managers(crm: CRM, period: pd.Period) -> pd.DataFrame:
     """Managers employed at some point of the period, or with deals closed in it."""
     start, end = bounds(period)
@@ -195,7 +225,7 @@ def active_managers(crm: CRM, period: pd.Period) -> pd.DataFrame:
     hired = managers["hired_on"] if "hired_on" in managers else pd.Series(pd.NaT, managers.index)
     left = managers["left_on"] if "left_on" in managers else pd.Series(pd.NaT, managers.index)
     employed = (hired.isna() | (hired < end)) & (left.isna() | (left >= start))
-    closed = crm.deals.loc[_closed_in(crm.deals, period), "manager_id"]
+    closed = closed_deals(crm, period)["manager_id"].unique()
     return managers.loc[employed | managers["manager_id"].isin(closed)].reset_index(drop=True)
 
 
@@ -238,30 +268,48 @@ class _Context:
     key: str
     index: pd.Index
     settings: MetricSettings
+    values: dict[str, pd.Series] = field(default_factory=dict, init=False, repr=False)
+
+    def value(self, metric: str) -> pd.Series:
+        """An indicator of the context, computed once: indicators build on one another."""
+        if metric not in self.values:
+            self.values[metric] = _FUNCTIONS[metric](self)
+        return self.values[metric]
+
+    @cached_property
+    def closed(self) -> pd.DataFrame:
+        """Deals closed (won or lost) in the period."""
+        return closed_deals(self.crm, self.period)
 
     @cached_property
     def won(self) -> pd.DataFrame:
         """Won deals closed in the period (computed once per context)."""
-        return self.deals.loc[_closed_in(self.deals, self.period) & self.deals["stage"].eq("won")]
+        return self.closed.loc[self.closed["stage"].eq("won")]
 
-    def sum(self, frame: pd.DataFrame, column: str) -> pd.Series:
+    @cached_property
+    def won_groups(self) -> DataFrameGroupBy:
+        """`won` grouped by entity, once for the indicators summing or counting it."""
+        return self.won.groupby(self.key)
+
+    def sum(self, frame: pd.DataFrame | DataFrameGroupBy, column: str) -> pd.Series:
         """Per-entity sum; NaN where a value is missing (an unknown cost is not a zero cost)."""
-        if column not in frame:
+        groups = frame if isinstance(frame, DataFrameGroupBy) else frame.groupby(self.key)
+        if column not in groups.obj:
             return self.nan()
-        grouped = frame.groupby(self.key)[column]
+        grouped = groups[column]
         totals = grouped.sum().where(grouped.count() == grouped.size())
         return totals.reindex(self.index, fill_value=0.0).astype(float)
 
-    def count(self, frame: pd.DataFrame) -> pd.Series:
-        return frame.groupby(self.key).size().reindex(self.index, fill_value=0).astype(float)
+    def count(self, frame: pd.DataFrame | DataFrameGroupBy) -> pd.Series:
+        groups = frame if isinstance(frame, DataFrameGroupBy) else frame.groupby(self.key)
+        return groups.size().reindex(self.index, fill_value=0).astype(float)
 
     def nan(self) -> pd.Series:
         return pd.Series(np.nan, index=self.index, dtype=float)
 
-    def attach(self, frame: pd.DataFrame, by: str = "manager_id") -> pd.DataFrame:
-        """Attach the manager's department to a frame keyed by manager."""
-        owners = self.crm.managers.set_index("manager_id")["department_id"]
-        return frame.assign(department_id=frame[by].map(owners))
+    def rows(self, name: str, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        """The rows of a frame derived once per source whose date `column` is in the period."""
+        return rows_in_period(self.crm, name, frame, column, self.period)
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -269,36 +317,35 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 
 
 def _revenue(ctx: _Context) -> pd.Series:
-    return ctx.sum(ctx.won, "amount")
+    return ctx.sum(ctx.won_groups, "amount")
 
 
 def _cost_price(ctx: _Context) -> pd.Series:
-    return ctx.sum(ctx.won, "cost_price")
+    return ctx.sum(ctx.won_groups, "cost_price")
 
 
 def _extra_hours(ctx: _Context) -> pd.Series:
-    return ctx.sum(ctx.won, "extra_hours")
+    return ctx.sum(ctx.won_groups, "extra_hours")
 
 
 def _extra_costs(ctx: _Context) -> pd.Series:
-    return _extra_hours(ctx) * ctx.settings.technical_hour_cost
+    return ctx.value("extra_hours") * ctx.settings.technical_hour_cost
 
 
 def _net_profit(ctx: _Context) -> pd.Series:
-    return _revenue(ctx) - _cost_price(ctx) - _extra_costs(ctx)
+    return ctx.value("revenue") - ctx.value("cost_price") - ctx.value("extra_costs")
 
 
 def _deals_won(ctx: _Context) -> pd.Series:
-    return ctx.count(ctx.won)
+    return ctx.count(ctx.won_groups)
 
 
 def _win_rate(ctx: _Context) -> pd.Series:
-    closed = ctx.deals.loc[_closed_in(ctx.deals, ctx.period)]
-    return _ratio(ctx.count(ctx.won), ctx.count(closed))
+    return _ratio(ctx.value("deals_won"), ctx.count(ctx.closed))
 
 
 def _avg_deal(ctx: _Context) -> pd.Series:
-    return _ratio(_revenue(ctx), _deals_won(ctx))
+    return _ratio(ctx.value("revenue"), ctx.value("deals_won"))
 
 
 def _revenue_growth(ctx: _Context) -> pd.Series:
@@ -306,17 +353,14 @@ def _revenue_growth(ctx: _Context) -> pd.Series:
     reference = baseline(
         ctx.crm, ctx.settings.baseline, level, ctx.index, ("revenue",), ctx.settings
     )
-    return _ratio(_revenue(ctx), reference["revenue"]) - 1
+    return _ratio(ctx.value("revenue"), reference["revenue"]) - 1
 
 
 def _new_clients(ctx: _Context) -> pd.Series:
     if "client_id" not in ctx.deals:
         return ctx.nan()
-    first = first_won_deals(ctx.deals)
-    qualifying = first.loc[
-        in_period(first["closed_on"], ctx.period) & first["amount"].ge(ctx.settings.min_contract)
-    ]
-    return ctx.count(qualifying)
+    first = ctx.rows("first_won_deals", _first_won_deals(ctx.crm), "closed_on")
+    return ctx.count(first.loc[first["amount"].ge(ctx.settings.min_contract)])
 
 
 def deliveries_with_deals(crm: CRM) -> pd.DataFrame | None:
@@ -346,7 +390,7 @@ def _on_time_delivery(ctx: _Context) -> pd.Series:
     deliveries = deliveries_with_deals(ctx.crm)
     if deliveries is None:
         return ctx.nan()
-    due = deliveries.loc[in_period(deliveries["promised_on"], ctx.period)]
+    due = ctx.rows("deliveries_with_deals", deliveries, "promised_on")
     delivered = due["delivered_on"] if "delivered_on" in due else pd.Series(pd.NaT, due.index)
     on_time = due.loc[delivered.notna() & (delivered <= due["promised_on"])]
     return _ratio(ctx.count(on_time), ctx.count(due))
@@ -356,7 +400,7 @@ def _fulfilment_days(ctx: _Context) -> pd.Series:
     deliveries = deliveries_with_deals(ctx.crm)
     if deliveries is None or "delivered_on" not in deliveries:
         return ctx.nan()
-    made = deliveries.loc[in_period(deliveries["delivered_on"], ctx.period)]
+    made = ctx.rows("deliveries_with_deals", deliveries, "delivered_on")
     days = (made["delivered_on"] - made["closed_on"]).dt.days
     return days.groupby(made[ctx.key]).mean().reindex(ctx.index).astype(float)
 
@@ -365,8 +409,7 @@ def _requests(ctx: _Context) -> pd.DataFrame | None:
     requests = ctx.crm.requests
     if requests is None or "manager_id" not in requests:
         return None
-    received = requests.loc[in_period(requests["received_at"], ctx.period)]
-    return ctx.attach(received.drop(columns=["department_id"], errors="ignore"))
+    return ctx.rows("requests", _with_department(ctx.crm, "requests"), "received_at")
 
 
 def _response_hours(ctx: _Context) -> pd.Series:
@@ -388,7 +431,7 @@ def _period_leads(ctx: _Context) -> pd.DataFrame | None:
     leads = ctx.crm.leads
     if leads is None or "manager_id" not in leads:
         return None
-    return ctx.attach(leads.loc[in_period(leads["created_on"], ctx.period)])
+    return ctx.rows("leads", _with_department(ctx.crm, "leads"), "created_on")
 
 
 def _leads(ctx: _Context) -> pd.Series:
@@ -401,8 +444,15 @@ def _lead_conversion(ctx: _Context) -> pd.Series:
     if leads is None or "lead_id" not in ctx.deals:
         return ctx.nan()
     _, end = bounds(ctx.period)
-    won = ctx.deals.loc[ctx.deals["stage"].eq("won") & (ctx.deals["closed_on"] < end), "lead_id"]
-    return _ratio(ctx.count(leads.loc[leads["lead_id"].isin(won)]), ctx.count(leads))
+    deals = ctx.deals
+
+    def first_close() -> pd.Series:
+        won = deals.loc[deals["stage"].eq("won")]
+        return won.groupby("lead_id")["closed_on"].min()
+
+    # A lead converted by the period's end when a won deal of it closed before then.
+    closed = leads["lead_id"].map(ctx.crm.derived("first won close of each lead", first_close))
+    return _ratio(ctx.count(leads.loc[closed < end]), ctx.count(leads))
 
 
 def _cost_per_lead(ctx: _Context) -> pd.Series:
@@ -424,7 +474,7 @@ _EXISTING = ("repeat", "upsell", "cross_sell", "subscription")
 
 def _share_of_existing(sale_type: str) -> Callable[[_Context], pd.Series]:
     def share(ctx: _Context) -> pd.Series:
-        return _ratio(_sale_type_revenue(ctx, (sale_type,)), _sale_type_revenue(ctx, _EXISTING))
+        return _ratio(_sale_type_revenue(ctx, (sale_type,)), ctx.value("existing_client_revenue"))
 
     return share
 
@@ -544,7 +594,7 @@ def indicators(
         index=index,
         settings=settings,
     )
-    return pd.DataFrame({metric: _FUNCTIONS[metric](ctx) for metric in chosen}, index=ctx.index)
+    return pd.DataFrame({metric: ctx.value(metric) for metric in chosen}, index=ctx.index)
 
 
 def revenue_by(
@@ -559,8 +609,8 @@ def revenue_by(
         Columns ``dimension`` (display name), ``revenue`` and ``share``, largest first; empty when
         the source lacks the dimension.
     """
-    deals = deals_with_department(crm)
-    won = deals.loc[_closed_in(deals, period) & deals["stage"].eq("won")]
+    closed = closed_deals(crm, period)
+    won = closed.loc[closed["stage"].eq("won")]
     if department_id is not None:
         won = won.loc[won["department_id"].eq(department_id)]
     labels = _dimension_labels(crm, won, dimension)

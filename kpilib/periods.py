@@ -36,6 +36,28 @@ def in_period(dates: pd.Series, period: pd.Period) -> pd.Series:
     return (dates >= start) & (dates < end)
 
 
+def rows_in_period(
+    crm: CRM, name: str, frame: pd.DataFrame, column: str, period: pd.Period
+) -> pd.DataFrame:
+    """The rows of `frame` whose date `column` falls inside the period, as `in_period` selects.
+
+    A month's rows come from the frame split by month once and kept with the source
+    (`CRM.derived`, under `name` and `column`), so a computation over many months does not scan
+    the whole frame for each: `frame` must be derived from `crm`, the same for every call with
+    that `name`, and never modified. Other periods (quarters, weeks) are selected directly.
+    Do not modify the rows returned.
+    """
+    if period.freqstr != "M":
+        return frame.loc[in_period(frame[column], period)]
+
+    def split() -> dict[pd.Period, pd.DataFrame]:
+        months = frame[column].dt.to_period("M")
+        return dict(iter(frame.groupby(months, sort=False)))
+
+    months: dict[pd.Period, pd.DataFrame] = crm.derived(f"{name} by month of {column}", split)
+    return months.get(period, frame.iloc[0:0])
+
+
 def months_ending(period: pd.Period, count: int) -> list[pd.Period]:
     """The `count` months up to and including `period`, oldest first."""
     return [period - offset for offset in range(count - 1, -1, -1)]

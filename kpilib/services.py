@@ -23,7 +23,7 @@ put a department that is on time 97% of the time below 95%.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from kpilib.display import NO_DATA, fmt, fmt_met, is_known, month_name
 from kpilib.errors import ParamsError
 from kpilib.metrics import METRICS, deals_with_department, first_month, sales_departments
 from kpilib.params import Scheme
-from kpilib.periods import data_as_of
+from kpilib.periods import data_as_of, rows_in_period
 from kpilib.schemas import CRM
 from kpilib.scoring import is_met
 
@@ -154,7 +154,7 @@ def service_compliance(crm: CRM, scheme: Scheme, months: Sequence[pd.Period]) ->
         made, requests answered). A department is listed for a metric when it is responsible for
         any of its items in the data.
     """
-    source = _Source(crm)
+    source = _source(crm)
     periods = [pd.Period(month, "M") for month in months]
     frames = [_monthly(source, level, periods) for level in _usable(scheme).to_dict("records")]
     if not frames:
@@ -188,7 +188,7 @@ def weekly_compliance(
     """
     level = _level(scheme, metric)
     periods = [pd.Period(month, "M") for month in months]
-    return _weekly(_Source(crm), service_department_id, level, periods)
+    return _weekly(_source(crm), service_department_id, level, periods)
 
 
 def slip_weeks(weekly: pd.DataFrame) -> list[tuple[str, str]]:
@@ -244,19 +244,25 @@ def service_links(
         ``coincides`` (share of the sales department's shortfall dated in those weeks) and
         ``sentence``. A KPI without an absolute target is listed with its reason as the sentence.
     """
-    source = _Source(crm)
     period = pd.Period(period, "M")
-    months = [period - offset for offset in range(USUAL_MONTHS, -1, -1)]
-    rows = []
-    for level in service_levels(scheme).to_dict("records"):
-        if level["reason"]:
-            rows.append(_skipped(source, level, period, sales_department_id))
-            continue
-        row = _link(source, level, period, sales_department_id, _monthly(source, level, months))
-        row.update(_slip_context(source, level, period, sales_department_id, row))
-        row["sentence"] = _sentence(source, row, period, sales_department_id)
-        rows.append(row)
-    return _frame(rows, LINK_COLUMNS)
+    levels = service_levels(scheme)
+
+    def compute() -> pd.DataFrame:
+        source = _source(crm)
+        months = [period - offset for offset in range(USUAL_MONTHS, -1, -1)]
+        rows = []
+        for level in levels.to_dict("records"):
+            if level["reason"]:
+                rows.append(_skipped(source, level, period, sales_department_id))
+                continue
+            row = _link(source, level, period, sales_department_id, _monthly(source, level, months))
+            row.update(_slip_context(source, level, period, sales_department_id, row))
+            row["sentence"] = _sentence(source, row, period, sales_department_id)
+            rows.append(row)
+        return _frame(rows, LINK_COLUMNS)
+
+    key = (_levels_key(levels), period, sales_department_id)
+    return _kept(crm, "service links", key, compute)
 
 
 def service_table(links: pd.DataFrame) -> pd.DataFrame:
@@ -307,19 +313,49 @@ def service_history(
         ``target``, ``met``, ``responsible_id``, ``responsible``, ``shortfall_share`` and the
         responsible department's company-wide ``service_value`` and ``service_missed``.
     """
-    source = _Source(crm)
     periods = [pd.Period(month, "M") for month in months]
-    rows = []
-    for level in _usable(scheme).to_dict("records"):
-        compliance = _monthly(source, level, periods)
-        for period in periods:
-            link = _link(source, level, period, sales_department_id, compliance)
-            rows.append({"month": period, **link})
-    history = _frame(rows, HISTORY_COLUMNS)
-    return history.sort_values("month", kind="stable", ignore_index=True)
+    levels = _usable(scheme)
+
+    def compute() -> pd.DataFrame:
+        source = _source(crm)
+        rows = []
+        for level in levels.to_dict("records"):
+            compliance = _monthly(source, level, periods)
+            for period in periods:
+                link = _link(source, level, period, sales_department_id, compliance)
+                rows.append({"month": period, **link})
+        history = _frame(rows, HISTORY_COLUMNS)
+        return history.sort_values("month", kind="stable", ignore_index=True)
+
+    key = (_levels_key(levels), tuple(periods), sales_department_id)
+    return _kept(crm, "service histories", key, compute)
+
+
+def _levels_key(levels: pd.DataFrame) -> tuple[Hashable, ...]:
+    """Service levels (`service_levels`) as a dictionary key; a missing target is None."""
+    return tuple(
+        tuple(None if isinstance(value, float) and math.isnan(value) else value for value in row)
+        for row in levels.itertuples(index=False)
+    )
+
+
+def _kept(crm: CRM, name: str, key: Hashable, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """A table computed once per source and arguments (`CRM.derived`); each caller gets a copy.
+
+    A report asks for the same service table from several sections.
+    """
+    kept: dict[Hashable, pd.DataFrame] = crm.derived(name, dict)
+    if key not in kept:
+        kept[key] = compute()
+    return kept[key].copy()
 
 
 # --- the data -----------------------------------------------------------------------------------
+
+
+def _source(crm: CRM) -> _Source:
+    """The source's `_Source`, made once per source."""
+    return crm.derived("service source", lambda: _Source(crm))
 
 
 class _Source:
@@ -334,6 +370,7 @@ class _Source:
         self.first = first_month(crm) if not crm.deals.empty else None
         self.as_of = data_as_of(crm) if not crm.deals.empty else None
         self._items: dict[str, pd.DataFrame] = {}
+        self._months: dict[str, pd.Series] = {}
 
     def name(self, department_id: str) -> str:
         """A department's name (its id when unnamed)."""
@@ -357,6 +394,17 @@ class _Source:
         if metric not in self._items:
             self._items[metric] = _items(self.crm, metric)
         return self._items[metric]
+
+    def months(self, metric: str) -> pd.Series:
+        """The month of each of the metric's items, computed once."""
+        if metric not in self._months:
+            self._months[metric] = self.items(metric)["date"].dt.to_period("M")
+        return self._months[metric]
+
+    def month_items(self, metric: str, period: pd.Period) -> pd.DataFrame:
+        """The metric's items dated in the month."""
+        name = f"service items of {metric}"
+        return rows_in_period(self.crm, name, self.items(metric), "date", period)
 
 
 def _items(crm: CRM, metric: str) -> pd.DataFrame:
@@ -414,11 +462,10 @@ def _shortfall(items: pd.DataFrame, level: dict[str, Any]) -> pd.Series:
 
 def _own(source: _Source, metric: str, period: pd.Period, department_id: str) -> pd.DataFrame:
     """A sales department's items of the month (none when the data does not cover it)."""
-    items = source.items(metric)
     if not source.covers(period):
-        return items.iloc[0:0]
-    month = items["date"].dt.to_period("M")
-    return items.loc[items["department_id"].eq(department_id) & month.eq(period)]
+        return source.items(metric).iloc[0:0]
+    items = source.month_items(metric, period)
+    return items.loc[items["department_id"].eq(department_id)]
 
 
 # --- monthly and weekly values ------------------------------------------------------------------
@@ -426,7 +473,7 @@ def _own(source: _Source, metric: str, period: pd.Period, department_id: str) ->
 
 def _monthly(source: _Source, level: dict[str, Any], periods: list[pd.Period]) -> pd.DataFrame:
     items = source.items(level["metric"])
-    month = items["date"].dt.to_period("M")
+    month = source.months(level["metric"])
     chosen = month.isin([period for period in periods if source.covers(period)])
     values = items.loc[chosen, "value"].groupby([items.loc[chosen, "service"], month[chosen]])
     means, counts = values.mean(), values.count()
@@ -562,8 +609,9 @@ def _id_order(department_id: str) -> tuple[bool, str]:
 
 def _largest(totals: pd.Series) -> str:
     """The key with the largest total; a tie goes to the first by id, the unassigned group last."""
-    ordered = totals.sort_index(key=lambda index: index.map(_id_order))
-    return str(ordered.idxmax())
+    ordered = sorted(totals.items(), key=lambda item: _id_order(item[0]))
+    top = max(total for _, total in ordered)
+    return str(next(key for key, total in ordered if total == top))
 
 
 def _link(

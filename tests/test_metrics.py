@@ -23,6 +23,7 @@ import pytest
 from kpilib.metrics import (
     METRICS,
     MetricSettings,
+    closed_deals,
     department_names,
     entities,
     indicators,
@@ -187,6 +188,27 @@ def test_leads_lead_conversion_and_cost_per_lead(sales_crm):
     pd.testing.assert_frame_equal(expected, actual)
 
 
+@pytest.mark.parametrize(
+    ("stage", "closed_on", "expected"),
+    [
+        ("won", "2025-02-25", 1.0),
+        ("won", "2025-03-01", 0.0),
+        ("lost", "2025-02-25", 0.0),
+    ],
+    ids=["won in the month", "won after the month", "lost"],
+)
+def test_a_lead_converts_by_a_deal_won_before_the_months_end(raw_sales, stage, closed_on, expected):
+    # l4 is m2's only February lead.
+    deal = {"deal_id": "d17", "manager_id": "m2", "stage": stage, "created_on": "2025-02-21",
+            "closed_on": closed_on, "amount": "10000", "lead_id": "l4"}  # fmt: skip
+    raw_sales["deals"] = pd.concat(
+        [raw_sales["deals"], pd.DataFrame([deal], dtype="str")], ignore_index=True
+    )
+    february = pd.Period("2025-02", "M")
+    actual = indicators(validate_tables(raw_sales), february, metrics=("lead_conversion",))
+    assert expected == actual.at["m2", "lead_conversion"]
+
+
 # --- no data is not zero ----------------------------------------------------------------------
 
 NEEDS_OPTIONAL_TABLE = (
@@ -259,6 +281,31 @@ def test_indicators_do_not_mutate_the_source(sales_crm):
     indicators(sales_crm, MARCH, settings=MetricSettings(baseline=(YEAR_AGO,)))
     for name, frame in before.items():
         pd.testing.assert_frame_equal(frame, getattr(sales_crm, name))
+
+
+def test_a_months_indicators_do_not_depend_on_the_months_computed_before_on_the_source(
+    raw_sales,
+):
+    months = [MARCH, YEAR_AGO, pd.Period("2025-02", "M"), pd.Period("2024-02", "M")]
+    settings = MetricSettings(baseline=(YEAR_AGO,), min_contract=100000.0)
+    shared = validate_tables({name: frame.copy() for name, frame in raw_sales.items()})
+    for level in ("manager", "department"):
+        for month in reversed(months):
+            alone = validate_tables({name: frame.copy() for name, frame in raw_sales.items()})
+            pd.testing.assert_frame_equal(
+                indicators(alone, month, level, settings),
+                indicators(shared, month, level, settings),
+            )
+
+
+def test_closed_deals_are_the_won_and_lost_deals_closed_in_the_period_with_departments(
+    sales_crm,
+):
+    march = closed_deals(sales_crm, MARCH)
+    assert ["d11", "d12", "d13", "d14", "d16"] == march["deal_id"].tolist()
+    assert ["north", "north", "north", "north", "south"] == march["department_id"].tolist()
+    pd.testing.assert_frame_equal(march, closed_deals(sales_crm, pd.Period("2025Q1", "Q")))
+    assert closed_deals(sales_crm, pd.Period("2025-04", "M")).empty
 
 
 # --- entities and levels ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from kpilib.periods import (
     quarter_months,
     resolve_period,
     resolve_quarter,
+    rows_in_period,
 )
 from kpilib.schemas import CRM
 from kpilib.validation import validate_tables
@@ -75,6 +76,26 @@ def test_in_period_is_half_open_and_missing_dates_are_outside():
         )
     )
     assert [False, True, True, False, False] == in_period(dates, MARCH).tolist()
+
+
+@pytest.mark.parametrize(
+    "period",
+    [MARCH, pd.Period("2024-03", "M"), pd.Period("2025-04", "M"), pd.Period("2025Q1", "Q")],
+    ids=["month", "another month", "month without rows", "quarter"],
+)
+def test_rows_in_period_are_the_rows_in_period_selects(sales_crm, period):
+    deals = sales_crm.deals
+    expected = deals.loc[in_period(deals["closed_on"], period)]
+    pd.testing.assert_frame_equal(
+        expected, rows_in_period(sales_crm, "deals", deals, "closed_on", period)
+    )
+
+
+def test_rows_in_period_split_the_frame_by_month_once_per_source(sales_crm):
+    deals = sales_crm.deals
+    first = rows_in_period(sales_crm, "deals", deals, "closed_on", MARCH)
+    assert first is rows_in_period(sales_crm, "deals", deals, "closed_on", MARCH)
+    assert ["d11", "d12", "d13", "d14", "d16"] == first["deal_id"].tolist()
 
 
 def test_months_ending_lists_the_months_up_to_the_period_oldest_first():

@@ -404,6 +404,39 @@ def test_the_history_shows_the_slip_months(demo, funnel):
     assert {"logistics"} == set(on_time["responsible_id"])
 
 
+def on_time_scheme(target: float) -> Scheme:
+    return Scheme.model_validate(
+        {
+            "name": "on time",
+            "goals": [
+                {
+                    "id": "service",
+                    "name": "Service",
+                    "weight": 1.0,
+                    "kpis": [{"metric": "on_time_delivery", "target": {"value": target}}],
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("table", ["history", "links"])
+def test_a_service_table_asked_again_is_the_same_and_each_caller_may_change_its_own(
+    sales_crm, table
+):
+    def ask(scheme: Scheme) -> pd.DataFrame:
+        if table == "history":
+            return service_history(sales_crm, scheme, [MARCH], "north")
+        return service_links(sales_crm, scheme, MARCH, "north")
+
+    # North delivered one of its three March deliveries on time.
+    first = ask(on_time_scheme(0.95))
+    expected = first.copy()
+    first["met"] = True
+    pd.testing.assert_frame_equal(expected, ask(on_time_scheme(0.95)))
+    assert ([False], [True]) == (expected["met"].tolist(), ask(on_time_scheme(0.3))["met"].tolist())
+
+
 def test_an_unknown_service_metric_is_refused(demo, funnel):
     with pytest.raises(ParamsError, match="not a service metric"):
         weekly_compliance(demo, funnel, "logistics", "revenue", YEAR)
