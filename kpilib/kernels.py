@@ -25,9 +25,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, List
+
+from kpilib.params import Scheme
+from kpilib.schemas import CRM
+from kpilib.scoring import score_period
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
@@ -166,6 +171,17 @@ def _inline_charts() -> None:  # pragma: no cover - in the fork
         import matplotlib
 
         matplotlib.rcParams["backend"] = INLINE_BACKEND
+
+
+def warm_data(crm: CRM, scheme: Scheme, month: pd.Period) -> None:
+    """Derive once, in this process, what every report derives from the data the same way.
+
+    Scoring `month` for the whole company builds the frames the source keeps for later use
+    (deals with their departments, each table split by month, each client's first won deal), so
+    the report kernels forked from this process start with them instead of each building them
+    from every row of the data.
+    """
+    score_period(crm, scheme, month)
 
 
 def warm_up() -> None:
