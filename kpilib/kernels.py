@@ -18,6 +18,7 @@ import contextlib
 import io
 import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -70,9 +71,8 @@ class ForkedKernelManager(AsyncKernelManager):
         self.stop()
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        """Remove the connection file."""
-        with contextlib.suppress(OSError):
-            Path(self.connection_file).unlink()
+        """Remove the connection file and its folder."""
+        shutil.rmtree(Path(self.connection_file).parent, ignore_errors=True)
 
     # What nbclient and the kernel's clients call (jupyter_client names them both ways).
     is_alive = _async_is_alive  # type: ignore[assignment]
@@ -82,7 +82,7 @@ class ForkedKernelManager(AsyncKernelManager):
 
     def stop(self) -> None:
         """Close the clients' channels, kill the kernel process and reap it; remove its
-        connection file."""
+        connection file and folder."""
         for made in self._clients:
             made.stop_channels()
         if self._poll() is None:
@@ -90,8 +90,7 @@ class ForkedKernelManager(AsyncKernelManager):
                 os.kill(self.pid, signal.SIGKILL)
             _, status = os.waitpid(self.pid, 0)
             self._exit_status = status
-        with contextlib.suppress(OSError):
-            Path(self.connection_file).unlink()
+        shutil.rmtree(Path(self.connection_file).parent, ignore_errors=True)
 
     def _poll(self) -> int | None:
         """The kernel's exit status once it has ended, None while it runs."""

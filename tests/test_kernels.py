@@ -114,6 +114,14 @@ def test_read_once_keeps_the_data_for_the_batch_only(tmp_path, sales_crm):
         sources.open_source(data)
 
 
+def test_a_kernel_leaves_no_process_and_no_connection_file(tmp_path):
+    manager = fork_kernel(tmp_path)
+    folder = Path(manager.connection_file).parent
+    assert folder.is_dir() and [manager.pid] == _children()
+    manager.stop()
+    assert not folder.exists() and [] == _children()
+
+
 def test_a_kernel_that_dies_is_told_as_such_and_reaped(tmp_path):
     with pytest.raises(ReportError, match=r"Cell 3 \(`import os, signal ...`\): the kernel died"):
         _run(tmp_path, "dead", "1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
