@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
+import nbformat
 import pandas as pd
 
 from kpilib.schemas import CRM
@@ -115,3 +117,18 @@ def hostile_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame
             copy["name"] = pd.Series(names, index=copy.index, dtype="str")
         result[table] = copy
     return result
+
+
+def small_notebook(path: Path, parameters: str, *sources: str) -> Path:
+    """Write a notebook for the ``python3`` kernel: a parameters cell, then a code cell per
+    source; for tests of how notebooks are run, without the kit's report notebooks."""
+    cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})]
+    cells += [nbformat.v4.new_code_cell(source) for source in sources]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path

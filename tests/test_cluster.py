@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import distributed
-import nbformat
 import pandas as pd
 import psutil
 import pytest
@@ -21,6 +20,7 @@ from kpilib import cluster, paths
 from kpilib.cluster import has_password, run_on_dask, scheduler_address
 from kpilib.errors import ParamsError
 from kpilib.runner import Job, Outcome, finish_batch, monthly_jobs, run_jobs
+from kpilib.testing import small_notebook
 
 PERIOD = "2026-09"
 
@@ -108,20 +108,8 @@ def test_a_failing_report_comes_back_as_a_failure_with_its_records(remote):
 
 def _sleeper(folder: Path) -> Path:
     """A notebook whose second cell sleeps for a minute."""
-    params = 'x = 1\nresults_path = ""'
-    cells = [
-        nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import time\ntime.sleep(60)"),
-    ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path = folder / "sleeper.ipynb"
-    nbformat.write(nb, path)
-    return path
+    parameters = 'x = 1\nresults_path = ""'
+    return small_notebook(folder / "sleeper.ipynb", parameters, "import time\ntime.sleep(60)")
 
 
 def _kernels() -> list[psutil.Process]:

@@ -18,19 +18,11 @@ from kpilib.kernels import fork_kernel
 from kpilib.progress import BatchProgress
 from kpilib.render import execute_notebook
 from kpilib.runner import Outcome
+from kpilib.testing import small_notebook
 
 
 def _notebook(path: Path, *sources_: str) -> Path:
-    params = nbformat.v4.new_code_cell('data = ""\nparent = ""', metadata={"tags": ["parameters"]})
-    cells = [params, *(nbformat.v4.new_code_cell(source) for source in sources_)]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
+    return small_notebook(path, 'data = ""\nparent = ""', *sources_)
 
 
 def _run(tmp_path: Path, name: str, *cells: str, **parameters: object) -> nbformat.NotebookNode:

@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import psutil
 import pytest
@@ -24,6 +23,7 @@ from kpilib.runner import (
     quarterly_jobs,
     run_jobs,
 )
+from kpilib.testing import small_notebook
 
 PERIOD = "2025-12"
 
@@ -113,16 +113,7 @@ def test_a_failing_department_is_reported_and_the_batch_exits_non_zero(batch):
 
 
 def _notebook(path: Path, source: str) -> Path:
-    params = 'x = 1\nresults_path = ""'
-    cell = nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})
-    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(source)])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
+    return small_notebook(path, 'x = 1\nresults_path = ""', source)
 
 
 def test_a_failed_run_leaves_the_previous_report_in_place(tmp_path):
@@ -204,16 +195,7 @@ def test_hostile_crm_text_reaches_the_report_and_index_only_escaped(demo_source,
 def _quarterly_notebook(path: Path) -> Path:
     names = ["department", "period", "data", "scheme", "currency", "link_months"]
     names += ["technical_hour_cost", "department_name", "reports", "results_path"]
-    params = "\n".join(f"{name} = None" for name in names)
-    cell = nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})
-    nb = nbformat.v4.new_notebook(cells=[cell])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
+    return small_notebook(path, "\n".join(f"{name} = None" for name in names))
 
 
 def test_quarterly_jobs_plan_each_department_and_the_company_wide_report(tmp_path):
