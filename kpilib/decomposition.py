@@ -32,11 +32,12 @@ from kpilib.metrics import (
     KEYS,
     Level,
     MetricSettings,
-    _closed_in,
     _dimension_labels,
+    closed_deals,
     covers,
     deals_with_department,
     indicators,
+    lookup,
 )
 from kpilib.schemas import CRM
 
@@ -139,13 +140,12 @@ def funnel(
     """
     settings = MetricSettings(technical_hour_cost=hour_cost)
     index = pd.Index([entity_id], name=KEYS[level], dtype="str")
-    deals = deals_with_department(crm)
     rows = []
     for month in months:
         if not covers(crm, month):
             continue
         values = indicators(crm, month, level, settings, _FUNNEL_METRICS, index).iloc[0]
-        closed = _closed_in(deals, month) & deals[KEYS[level]].eq(entity_id)
+        closed = closed_deals(crm, month)[KEYS[level]].eq(entity_id)
         rows.append({**values.to_dict(), "closed": float(closed.sum())})
     mean = pd.DataFrame(rows, columns=[*_FUNNEL_METRICS, "closed"], dtype=float).mean(skipna=False)
     return Funnel(
@@ -591,7 +591,7 @@ def dimension_labels(crm: CRM, won: pd.DataFrame, dimension: str) -> pd.Series |
         leads = crm.leads
         if leads is None or "channel" not in leads or "lead_id" not in won:
             return None
-        channels = won["lead_id"].map(leads.set_index("lead_id")["channel"])
+        channels = won["lead_id"].map(lookup(crm, "leads", "lead_id", "channel"))
         return channels.astype("object").where(won["lead_id"].notna(), NO_LEAD_LABEL)
     raise ValueError(f"unknown dimension {dimension!r}; known: {', '.join(DIMENSIONS)}")
 
@@ -614,13 +614,19 @@ def labelled_won(
     Returns:
         The won deals with ``department_id`` and the label columns.
     """
-    deals = deals_with_department(crm)
-    closed = pd.Series(False, index=deals.index)
-    for month in months:
-        closed |= _closed_in(deals, month)
-    won = deals.loc[closed & deals["stage"].eq("won")]
-    if department_id is not None:
-        won = won.loc[won["department_id"].eq(department_id)]
+    parts = []
+    for month in dict.fromkeys(months):
+        part = closed_deals(crm, month)
+        keep = part["stage"].eq("won")
+        if department_id is not None:
+            keep &= part["department_id"].eq(department_id)
+        parts.append(part.loc[keep])
+    if not parts:
+        won = deals_with_department(crm).iloc[0:0]
+    elif len(parts) == 1:
+        won = parts[0]
+    else:  # in the order of the deals, as one selection from them would give
+        won = pd.concat(parts).sort_index(kind="stable")
     labels = {}
     for dimension in dimensions:
         found = dimension_labels(crm, won, dimension)

@@ -26,7 +26,12 @@ from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults
 
 from kpilib.display import fmt, fmt_compact, month_name
 from kpilib.errors import ParamsError
-from kpilib.metrics import deals_with_department, first_month, sales_departments
+from kpilib.metrics import (
+    deals_with_department,
+    department_deals,
+    first_month,
+    sales_departments,
+)
 from kpilib.periods import data_as_of, latest_complete_month
 from kpilib.schemas import CRM
 
@@ -75,7 +80,10 @@ def monthly_revenue(
         ids = pd.Index(sales_departments(crm)["department_id"], dtype="str", name=key)
         if department_id is not None:
             ids = ids[ids == department_id]
-    deals = deals_with_department(crm)
+    if department_id is None:
+        deals = deals_with_department(crm)
+    else:  # the department's managers closed only the department's deals
+        deals = department_deals(crm, department_id)
     if "closed_on" not in deals:  # a source of open deals only
         deals = deals.assign(closed_on=pd.NaT)
     closed = deals.loc[deals["stage"].isin(["won", "lost"]) & deals["closed_on"].notna()]

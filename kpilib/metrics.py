@@ -189,6 +189,21 @@ def deals_with_department(crm: CRM) -> pd.DataFrame:
     return crm.derived("deals_with_department", attach)
 
 
+def department_deals(crm: CRM, department_id: str) -> pd.DataFrame:
+    """A sales department's deals (as `deals_with_department`, in its order; do not modify).
+
+    The deals are split by department once per source (`CRM.derived`), so an analysis of one
+    department reads its own rows rather than every deal of the data.
+    """
+    deals = deals_with_department(crm)
+
+    def split() -> dict[str, pd.DataFrame]:
+        return dict(iter(deals.groupby("department_id", sort=False)))
+
+    departments: dict[str, pd.DataFrame] = crm.derived("deals by department", split)
+    return departments.get(department_id, deals.iloc[0:0])
+
+
 def closed_deals(crm: CRM, period: pd.Period) -> pd.DataFrame:
     """Deals closed (won or lost) in the period, with their department (do not modify the frame)."""
     deals = deals_with_department(crm)
@@ -636,8 +651,21 @@ def _dimension_labels(crm: CRM, won: pd.DataFrame, dimension: str) -> pd.Series 
             return None
         if crm.products is None or "name" not in crm.products:
             return won["product_id"]
-        names = crm.products.set_index("product_id")["name"]
-        return won["product_id"].map(names).fillna(won["product_id"])
+        return (
+            won["product_id"]
+            .map(lookup(crm, "products", "product_id", "name"))
+            .fillna(won["product_id"])
+        )
     if crm.clients is None or "segment" not in crm.clients or "client_id" not in won:
         return None
-    return won["client_id"].map(crm.clients.set_index("client_id")["segment"])
+    return won["client_id"].map(lookup(crm, "clients", "client_id", "segment"))
+
+
+def lookup(crm: CRM, table: str, key: str, column: str) -> pd.Series:
+    """A table's `column` indexed by its `key` column, made once per source (`CRM.derived`).
+
+    Mapping a few rows through it does not rebuild the index of a large table each time. The
+    table must hold both columns; do not modify the series.
+    """
+    frame = getattr(crm, table)
+    return crm.derived(f"{table} {column} by {key}", lambda: frame.set_index(key)[column])

@@ -31,7 +31,12 @@ import pandas as pd
 
 from kpilib.display import NO_DATA, fmt, fmt_met, is_known, month_name
 from kpilib.errors import ParamsError
-from kpilib.metrics import METRICS, deals_with_department, first_month, sales_departments
+from kpilib.metrics import (
+    METRICS,
+    deliveries_with_deals,
+    first_month,
+    sales_departments,
+)
 from kpilib.params import Scheme
 from kpilib.periods import data_as_of, rows_in_period
 from kpilib.schemas import CRM
@@ -370,7 +375,7 @@ class _Source:
         self.first = first_month(crm) if not crm.deals.empty else None
         self.as_of = data_as_of(crm) if not crm.deals.empty else None
         self._items: dict[str, pd.DataFrame] = {}
-        self._months: dict[str, pd.Series] = {}
+        self._services: dict[str, list[str]] = {}
 
     def name(self, department_id: str) -> str:
         """A department's name (its id when unnamed)."""
@@ -395,11 +400,12 @@ class _Source:
             self._items[metric] = _items(self.crm, metric)
         return self._items[metric]
 
-    def months(self, metric: str) -> pd.Series:
-        """The month of each of the metric's items, computed once."""
-        if metric not in self._months:
-            self._months[metric] = self.items(metric)["date"].dt.to_period("M")
-        return self._months[metric]
+    def services(self, metric: str) -> list[str]:
+        """The responsible departments of the metric's items, in id order, found once."""
+        if metric not in self._services:
+            found = self.items(metric)["service"].unique()
+            self._services[metric] = sorted(found, key=_id_order)
+        return self._services[metric]
 
     def month_items(self, metric: str, period: pd.Period) -> pd.DataFrame:
         """The metric's items dated in the month."""
@@ -423,13 +429,14 @@ def _items(crm: CRM, metric: str) -> pd.DataFrame:
     missing = pd.Series(pd.NaT, index=table.index, dtype="datetime64[us]")
     unknown = pd.Series(None, index=table.index, dtype="str")
     if spec.table == "deliveries":
-        deals = deals_with_department(crm).set_index("deal_id")
-        department = table["deal_id"].map(deals["department_id"])
+        # The deliveries with their deal's department and closing date, kept with the source.
+        linked = deliveries_with_deals(crm)
+        department = linked["department_id"]
         delivered = table.get("delivered_on", missing)
         if metric == "on_time_delivery":
             value = (delivered.notna() & (delivered <= table["promised_on"])).astype(float)
         else:
-            closed = table["deal_id"].map(deals["closed_on"]) if "closed_on" in deals else missing
+            closed = linked["closed_on"] if "closed_on" in crm.deals else missing
             value = (delivered - closed).dt.days.astype(float)
     else:
         owners = crm.managers.set_index("manager_id")["department_id"]
@@ -472,13 +479,17 @@ def _own(source: _Source, metric: str, period: pd.Period, department_id: str) ->
 
 
 def _monthly(source: _Source, level: dict[str, Any], periods: list[pd.Period]) -> pd.DataFrame:
-    items = source.items(level["metric"])
-    month = source.months(level["metric"])
-    chosen = month.isin([period for period in periods if source.covers(period)])
-    values = items.loc[chosen, "value"].groupby([items.loc[chosen, "service"], month[chosen]])
+    metric = level["metric"]
+    covered = [period for period in dict.fromkeys(periods) if source.covers(period)]
+    # Each month's items in their order, so every group sums its values as over all items.
+    parts = [source.month_items(metric, period) for period in covered]
+    chosen = pd.concat(parts) if parts else source.items(metric).iloc[0:0]
+    sizes = [len(part) for part in parts]
+    month = pd.Series(pd.PeriodIndex(covered, freq="M").repeat(sizes), index=chosen.index)
+    values = chosen["value"].groupby([chosen["service"], month])
     means, counts = values.mean(), values.count()
     rows = []
-    for service in sorted(items["service"].unique(), key=_id_order):
+    for service in source.services(metric):
         for period in periods:
             actual = float(means.get((service, period), math.nan))
             rows.append(

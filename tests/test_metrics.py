@@ -24,9 +24,12 @@ from kpilib.metrics import (
     METRICS,
     MetricSettings,
     closed_deals,
+    deals_with_department,
+    department_deals,
     department_names,
     entities,
     indicators,
+    lookup,
     revenue_by,
 )
 from kpilib.testing import vasily_valery
@@ -401,3 +404,19 @@ def test_department_names_fall_back_to_the_id_where_the_name_is_missing():
         departments
     ).to_dict()
     assert {"east": "east"} == department_names(pd.DataFrame({"department_id": ["east"]})).to_dict()
+
+
+def test_a_departments_deals_are_its_rows_of_all_deals_in_their_order(sales_crm):
+    deals = deals_with_department(sales_crm)
+    for department in deals["department_id"].dropna().unique():
+        expected = deals.loc[deals["department_id"].eq(department)]
+        pd.testing.assert_frame_equal(expected, department_deals(sales_crm, department))
+    assert department_deals(sales_crm, "nowhere").empty
+    assert department_deals(sales_crm, department) is department_deals(sales_crm, department)
+
+
+def test_lookup_indexes_a_column_by_its_key_once_per_source(sales_crm):
+    names = lookup(sales_crm, "products", "product_id", "name")
+    expected = sales_crm.products.set_index("product_id")["name"]
+    pd.testing.assert_series_equal(expected, names)
+    assert names is lookup(sales_crm, "products", "product_id", "name")
