@@ -1,10 +1,12 @@
 """The batch runner: one report per department (and company-wide), isolated, never half-written.
 
-Each report runs in a worker process of its own, is executed and rendered in a staging folder and
-moved into place only when complete. A report that fails (a cell error, a dead kernel, a hang past
-the cell or the report timeout) leaves its previous report where it was, gets a
-``<id>.failed.json`` and an ``<id>.error.html`` that the index shows, and does not stop the others.
-One batch at a time writes to a reports folder (`batch_lock`); each leaves a ``manifest.json``.
+Each report runs in a worker process of its own, forked from the batch, in a kernel forked from
+that worker (`kpilib.kernels`: the imports and the batch's data are already in memory). It is
+executed and rendered in a staging folder and moved into place only when complete. A report that
+fails (a cell error, a dead kernel, a hang past the cell or the report timeout) leaves its previous
+report where it was, gets a ``<id>.failed.json`` and an ``<id>.error.html`` that the index shows,
+and does not stop the others. One batch at a time writes to a reports folder (`batch_lock`); each
+leaves a ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -400,6 +402,10 @@ def run_jobs(
     pdf: bool = False,
 ) -> list[Outcome]:
     """Run jobs, `workers` at a time, each in a worker process of its own.
+
+    This process is prepared first (`kpilib.kernels.warm_up`); each worker is a fork of it and
+    runs its report in a kernel forked from itself, so no report imports the libraries again or
+    reads data this process keeps (`kpilib.sources.keep`).
 
     A worker (with its kernel) that runs past `timeout` seconds is killed, as is one whose
     report is done but whose process does not end; a worker that dies is reported as such.
