@@ -105,20 +105,27 @@ class ForkedKernelManager(AsyncKernelManager):
         return self._exit_status
 
 
-def fork_kernel(cwd: Path) -> ForkedKernelManager:
+def fork_kernel(cwd: Path, folder: Path | None = None) -> ForkedKernelManager:
     """Start a kernel in a fork of this process, working in `cwd`.
 
     The kernel runs in a session of its own (so a report timeout can kill it with its worker),
-    reads nothing from the terminal, and draws charts inline as any notebook kernel does. Fork
-    only from a process that runs no event loop and no threads that hold locks: a report's worker
-    process, before it starts executing.
+    talks over Unix sockets in `folder` (by default a new temporary folder; removed when the
+    kernel stops), reads nothing from the terminal, and draws charts inline as any notebook
+    kernel does. Fork only from a process that runs no event loop and no threads that hold locks:
+    a report's worker process, before it starts executing.
 
     Returns:
         Its manager, to hand to papermill (``km=``) and to stop when the report is done.
     """
-    folder = Path(tempfile.mkdtemp(prefix="kpi-kernel-"))
+    folder = folder or Path(tempfile.mkdtemp(prefix="kpi-kernel-"))
+    # Unix sockets in a folder of its own: kernels started side by side cannot take each other's
+    # TCP ports (a port found free is bound only later, by the kernel), and nothing listens on
+    # the network.
     connection_file, _ = write_connection_file(
-        str(folder / "kernel.json"), ip="127.0.0.1", key=secrets.token_hex(16).encode()
+        str(folder / "kernel.json"),
+        transport="ipc",
+        ip=str(folder / "kernel"),
+        key=secrets.token_hex(16).encode(),
     )
     sys.stdout.flush()
     sys.stderr.flush()

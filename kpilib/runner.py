@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -445,12 +446,14 @@ def run_jobs(
             while pending and len(running) < max(1, workers):
                 job = pending.pop()
                 receiver, sender = context.Pipe(duplex=False)
+                # Made here, so that it goes however the worker and its kernel end.
+                sockets = Path(tempfile.mkdtemp(prefix="kpi-kernel-"))
                 process = context.Process(
-                    target=_work, args=(job, sender, pdf, cell_timeout), daemon=False
+                    target=_work, args=(job, sender, pdf, cell_timeout, sockets), daemon=False
                 )
                 process.start()
                 sender.close()
-                running[receiver] = _Worker(job, process, time.monotonic())
+                running[receiver] = _Worker(job, process, time.monotonic(), sockets)
                 if on_start:
                     on_start(job.department_id)
             deadline = min(w.started + timeout for w in running.values())
@@ -462,6 +465,7 @@ def run_jobs(
                     outcome = _time_out(worker, timeout)
                 if outcome is not None:
                     del running[receiver]
+                    shutil.rmtree(worker.sockets, ignore_errors=True)
                     finish(outcome)
     finally:  # the batch itself is stopping: no worker may go on writing unsupervised
         for receiver, worker in running.items():
@@ -469,6 +473,7 @@ def run_jobs(
             kill_tree(worker.process.pid)
             worker.process.join()
             shutil.rmtree(staging_folder(worker.job), ignore_errors=True)
+            shutil.rmtree(worker.sockets, ignore_errors=True)
     return outcomes
 
 
@@ -477,13 +482,15 @@ class _Worker:
     job: Job
     process: multiprocessing.process.BaseProcess
     started: float
+    sockets: Path
     step: str = "prepare"
     cell: str = "A cell"
 
 
-def _work(job: Job, sender: Connection, pdf: bool, cell_timeout: int) -> None:
-    """A worker process: produce one report, telling each step, and send its outcome back."""
-    kernel = functools.partial(kernels.fork_kernel, job.notebook.parent)
+def _work(job: Job, sender: Connection, pdf: bool, cell_timeout: int, sockets: Path) -> None:
+    """A worker process: produce one report in a kernel forked from it (talking over Unix
+    sockets in the folder `sockets`), telling each step, and send its outcome back."""
+    kernel = functools.partial(kernels.fork_kernel, job.notebook.parent, sockets)
     outcome = run_job(job, pdf=pdf, cell_timeout=cell_timeout, on_step=sender.send, kernel=kernel)
     sender.send(outcome)
     sender.close()

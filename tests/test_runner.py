@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -286,7 +287,10 @@ def test_a_failing_cell_a_killed_kernel_and_a_hang_leave_the_previous_reports_an
         Job(name, PERIOD, _notebook(tmp_path / f"{name}.ipynb", source), out_dir, {"x": 2}, name)
         for name, source in cells.items()
     ]
+    kernel_folders = set(Path(tempfile.gettempdir()).glob("kpi-kernel-*"))
     outcomes = {o.department_id: o for o in run_jobs(jobs, workers=2, timeout=25)}
+    # The killed kernels' sockets went with them.
+    assert kernel_folders == set(Path(tempfile.gettempdir()).glob("kpi-kernel-*"))
 
     assert outcomes["good"].ok
     assert "last good report" not in (out_dir / "good.html").read_text()
