@@ -147,7 +147,6 @@ def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # its banner; cells' output goes to iopub
         os.environ["MPLBACKEND"] = INLINE_BACKEND
-        _inline_charts()
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
@@ -161,6 +160,9 @@ def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover
                 "--HistoryManager.enabled=False",
             ]
         )
+        # As `%matplotlib inline` would: pyplot may have been imported, even used, before the
+        # fork, and its figures must still reach the notebook.
+        app.shell.enable_matplotlib("inline")
         app.start()
         code = 0
     except BaseException:
@@ -169,14 +171,6 @@ def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _inline_charts() -> None:  # pragma: no cover - in the fork
-    """Charts drawn in the kernel go to the notebook, as in a kernel started the usual way."""
-    if "matplotlib" in sys.modules:
-        import matplotlib
-
-        matplotlib.rcParams["backend"] = INLINE_BACKEND
 
 
 def warm_data(crm: CRM, scheme: Scheme, month: pd.Period) -> None:

@@ -43,6 +43,9 @@ def _text(nb: nbformat.NotebookNode) -> str:
 
 
 def test_a_forked_kernel_runs_the_notebook_in_its_folder_with_inline_charts(tmp_path):
+    import matplotlib.pyplot as plt
+
+    plt.close(plt.figure())  # pyplot used before the fork: its charts must still show
     nb = _run(
         tmp_path,
         "charts",
@@ -109,15 +112,16 @@ def test_read_once_keeps_the_data_for_the_batch_only(tmp_path, sales_crm):
 def test_a_kernel_leaves_no_process_and_no_connection_file(tmp_path):
     manager = fork_kernel(tmp_path)
     folder = Path(manager.connection_file).parent
-    assert folder.is_dir() and [manager.pid] == _children()
+    assert folder.is_dir() and manager.pid in _children()
     manager.stop()
-    assert not folder.exists() and [] == _children()
+    assert not folder.exists() and manager.pid not in _children()
 
 
 def test_a_kernel_that_dies_is_told_as_such_and_reaped(tmp_path):
+    before = set(_children())
     with pytest.raises(ReportError, match=r"Cell 3 \(`import os, signal ...`\): the kernel died"):
         _run(tmp_path, "dead", "1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
-    assert [] == _children()
+    assert set(_children()) <= before
 
 
 def test_each_cell_is_told_as_it_starts(tmp_path):
