@@ -466,7 +466,9 @@ def _lead_conversion(ctx: _Context) -> pd.Series:
         return won.groupby("lead_id")["closed_on"].min()
 
     # A lead converted by the period's end when a won deal of it closed before then.
-    closed = leads["lead_id"].map(ctx.crm.derived("first won close of each lead", first_close))
+    first = ctx.crm.derived("first won close of each lead", first_close)
+    # `reindex`, not `map`: pandas cannot map through an empty series of dates.
+    closed = pd.Series(first.reindex(leads["lead_id"]).to_numpy(), index=leads.index)
     return _ratio(ctx.count(leads.loc[closed < end]), ctx.count(leads))
 
 
