@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.typing import DataFrameGroupBy
 
-from kpilib.periods import bounds, data_as_of, in_period, rows_in_period
+from kpilib.periods import bounds, data_as_of, rows_in_period
 from kpilib.schemas import CRM, first_won_deals
 
 Level = Literal["manager", "department"]
@@ -267,12 +267,6 @@ def department_names(departments: pd.DataFrame) -> pd.Series:
     names = departments["name"] if "name" in departments else pd.Series(pd.NA, index=ids.index)
     names = names.where(names.astype("str").str.len().gt(0) & names.notna(), ids)
     return pd.Series(names.astype("str").to_numpy(), index=ids.to_numpy(), name="name")
-
-
-def _closed_in(deals: pd.DataFrame, period: pd.Period) -> pd.Series:
-    if "closed_on" not in deals:
-        return pd.Series(False, index=deals.index)
-    return in_period(deals["closed_on"], period) & deals["stage"].isin(["won", "lost"])
 
 
 @dataclass(frozen=True)
