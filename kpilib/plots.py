@@ -56,6 +56,24 @@ class ReportFigure(Figure):
         return buffer.getvalue(), {"alt": self.alt}
 
 
+def show_with_alt() -> None:
+    """Have the running IPython (if any) show report figures through `ReportFigure._repr_png_`.
+
+    A shell with inline charts on (every kernel once pyplot is imported) has a PNG formatter
+    for all matplotlib figures that takes precedence over the figure's own method: it draws each
+    chart twice, to crop it, and drops its alternative text. A formatter for `ReportFigure`
+    itself comes first for report figures. Without a shell there is nothing to do.
+    """
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    if ReportFigure not in png.type_printers:
+        png.for_type(ReportFigure, ReportFigure._repr_png_)
+
+
 def literal(labels: pd.Series) -> pd.Series:
     """CRM text as matplotlib shows it literally: a ``$`` would otherwise start mathematics."""
     return labels.astype("str").str.replace("$", r"\$", regex=False)
@@ -168,6 +186,7 @@ def wrap_title(title: str, width: float, names: tuple[str, ...] = ()) -> str:
 
 def new_figure(width: float, height: float, alt: str) -> ReportFigure:
     """An empty report figure of this size (inches) with its alternative text."""
+    show_with_alt()
     figure = ReportFigure(figsize=(width, height), dpi=100, layout="constrained")
     figure.alt = alt
     return figure

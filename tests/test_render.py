@@ -54,6 +54,12 @@ def _report_notebook(path: Path) -> Path:
                 "ax.plot([1, 2], [3, 4])\n"
                 "plt.show()"
             ),
+            v4.new_code_cell(
+                "from kpilib.plots import new_figure\n"
+                "chart = new_figure(2, 2, 'Described <chart> & \"alt\"')\n"
+                "chart.subplots().bar(['a'], [1])\n"
+                "chart"
+            ),
             _tagged(v4.new_code_cell("print('HIDDEN-OUTPUT')"), "remove_output"),
             _tagged(v4.new_markdown_cell("REMOVED-CELL"), "remove_cell"),
         ),
@@ -192,8 +198,19 @@ def test_html_makes_no_network_reference(report_html: str) -> None:
 def test_html_embeds_the_figure_as_a_data_uri(report_html: str) -> None:
     sources = re.findall(r'<img[^>]*\bsrc="([^"]*)"', report_html)
 
-    assert len(sources) == 1
-    assert sources[0].startswith("data:image/png;base64,")
+    assert len(sources) == 2
+    assert all(source.startswith("data:image/png;base64,") for source in sources)
+
+
+def test_html_gives_a_report_chart_its_description_even_with_inline_charts_on(
+    report_html: str,
+) -> None:
+    """The kernel's inline chart formatter, on since pyplot was used, must not replace a report
+    figure's own PNG and drop its alternative text."""
+    alts = re.findall(r"""<img[^>]*\balt=(["'])(.*?)\1""", report_html)
+
+    assert [unescape(alt) for _, alt in alts] == ["Chart", 'Described <chart> & "alt"']
+    assert "<chart>" not in report_html
 
 
 def test_html_table_of_contents_links_resolve_to_headings(report_html: str) -> None:
