@@ -418,8 +418,10 @@ def _prepare(
     month = period.asfreq("M", "end") if period.freqstr.startswith("Q") else period
     started = time.monotonic()
     try:
-        scheme = effective_scheme(args.params, load_run_params(args.params, None, overrides))
-        kernels.warm_data(crm, scheme, month)
+        run = load_run_params(args.params, None, overrides)
+        scheme = effective_scheme(args.params, run)
+        monthly = args.kind == "monthly"
+        kernels.warm_data(crm, scheme, month, run.trend_months if monthly else None)
     except KpiError as error:  # each report then derives it itself, and says what is wrong
         log.warning("The data could not be prepared once for all reports: %s", error)
         return

@@ -16,7 +16,7 @@ import pandas as pd
 from kpilib.params import Scheme
 from kpilib.periods import months_ending
 from kpilib.schemas import CRM
-from kpilib.scoring import Scorecard, score_period
+from kpilib.scoring import Scorecard, keep_scorecard, score_period
 
 
 @dataclass(frozen=True)
@@ -131,12 +131,28 @@ def score_months(
     )
 
 
+def window_shown(period: pd.Period, count: int) -> list[tuple[pd.Period, tuple[str, ...] | None]]:
+    """The months `score_window` scores, oldest first, each with the indicators it keeps."""
+    earlier: list[tuple[pd.Period, tuple[str, ...] | None]] = [
+        (month, HISTORY_METRICS) for month in months_ending(period - 1, count - 1)
+    ]
+    return [*earlier, (period, None)]
+
+
 def score_window(
     crm: CRM, scheme: Scheme, period: pd.Period, count: int, department_id: str | None = None
 ) -> ScoreHistory:
     """Score the `count` months ending with `period`; `period` itself with every indicator."""
-    earlier = [
-        score_period(crm, scheme, month, department_id, HISTORY_METRICS)
-        for month in months_ending(period - 1, count - 1)
-    ]
-    return history_from([*earlier, score_period(crm, scheme, period, department_id)])
+    return history_from(
+        [
+            score_period(crm, scheme, month, department_id, shown)
+            for month, shown in window_shown(period, count)
+        ]
+    )
+
+
+def keep_window(crm: CRM, scheme: Scheme, period: pd.Period, count: int) -> None:
+    """Score the months of `score_window` for the whole company once and keep the cards, so
+    that each department's `score_window` on this source takes its rows from them."""
+    for month, shown in window_shown(period, count):
+        keep_scorecard(crm, scheme, month, shown)

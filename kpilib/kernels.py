@@ -31,6 +31,7 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, List
 
+from kpilib.history import keep_window
 from kpilib.params import Scheme
 from kpilib.schemas import CRM
 from kpilib.scoring import score_period
@@ -173,15 +174,20 @@ def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover
         os._exit(code)
 
 
-def warm_data(crm: CRM, scheme: Scheme, month: pd.Period) -> None:
+def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | None = None) -> None:
     """Derive once, in this process, what every report derives from the data the same way.
 
     Scoring `month` for the whole company builds the frames the source keeps for later use
     (deals with their departments, each table split by month, each client's first won deal), so
     the report kernels forked from this process start with them instead of each building them
-    from every row of the data.
+    from every row of the data. With `trend_months`, the monthly reports' months (`month` and
+    the trend window before it) are scored for the whole company and kept, so that each
+    report's `score_window` takes its department's rows instead of scoring them again.
     """
-    score_period(crm, scheme, month)
+    if trend_months is None:
+        score_period(crm, scheme, month)
+    else:
+        keep_window(crm, scheme, month, trend_months)
 
 
 def warm_up() -> None:

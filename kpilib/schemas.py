@@ -222,6 +222,14 @@ class CRM:
             self._derived[key] = compute()
         return self._derived[key]
 
+    def kept(self, key: str) -> Any:
+        """The value `derived` or `keep` holds under `key`, or None: never computes it."""
+        return self._derived.get(key)
+
+    def keep(self, key: str, value: Any) -> None:
+        """Keep a value derived from the tables under `key`, for later `kept` calls."""
+        self._derived[key] = value
+
     def has(self, table: str) -> bool:
         """Whether the source holds `table` (an absent table means "no data", not zero)."""
         return getattr(self, table) is not None

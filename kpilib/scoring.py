@@ -13,7 +13,7 @@ the score of every manager of that department.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,8 +240,14 @@ def score_period(
             every registered indicator when None. Scores do not depend on it.
 
     Returns:
-        The scorecard of the month.
+        The scorecard of the month. For one department, the department's part of a scorecard
+        `keep_scorecard` kept for the whole company, when there is one for the same scheme,
+        month and indicators: scoring entities together or apart gives the same rows.
     """
+    if department_id is not None:
+        whole = crm.kept(_card_key(scheme, period, shown))
+        if whole is not None and department_id in set(whole.departments["department_id"]):
+            return restrict(whole, [department_id])
     managers = active_managers(crm, period)
     departments = pd.Index(
         managers["department_id"].drop_duplicates().sort_values(), name="department_id", dtype="str"
@@ -285,6 +291,46 @@ def score_period(
         department_kpis=department_kpis,
         manager_metrics=manager_metrics,
         department_metrics=department_metrics,
+    )
+
+
+def _card_key(scheme: Scheme, period: pd.Period, shown: tuple[str, ...] | None) -> str:
+    return f"scorecard {period} {shown!r} {scheme.model_dump_json()}"
+
+
+def keep_scorecard(
+    crm: CRM, scheme: Scheme, period: pd.Period, shown: tuple[str, ...] | None = None
+) -> None:
+    """Score the month for the whole company once and keep the card with the source.
+
+    Every later `score_period` of one department on the same source, scheme, month and ``shown``
+    then takes its rows from this card instead of scoring again: a batch of department reports
+    scores each month once, not once per report.
+    """
+    crm.keep(_card_key(scheme, period, shown), score_period(crm, scheme, period, None, shown))
+
+
+def restrict(card: Scorecard, department_ids: Sequence[str]) -> Scorecard:
+    """The scorecard of some of its departments: their managers', KPIs' and indicators' rows,
+    in the card's order, renumbered from zero and typed as if the card had been scored for them.
+    """
+    chosen = list(department_ids)
+    managers = card.managers.loc[card.managers["department_id"].isin(chosen)]
+    ids = list(managers["manager_id"])
+
+    def rows(frame: pd.DataFrame, column: str, keys: list[str]) -> pd.DataFrame:
+        # A column such as ``met`` holds bools and None together only where some entity lacked
+        # data; the chosen rows get the dtype scoring them alone would have given.
+        return frame.loc[frame[column].isin(keys)].reset_index(drop=True).infer_objects()
+
+    return Scorecard(
+        period=card.period,
+        managers=managers.reset_index(drop=True),
+        departments=rows(card.departments, "department_id", chosen),
+        manager_kpis=rows(card.manager_kpis, "manager_id", ids),
+        department_kpis=rows(card.department_kpis, "department_id", chosen),
+        manager_metrics=card.manager_metrics.loc[card.manager_metrics.index.isin(ids)],
+        department_metrics=card.department_metrics.loc[card.department_metrics.index.isin(chosen)],
     )
 
 

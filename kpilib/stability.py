@@ -38,7 +38,7 @@ from kpilib.metrics import METRICS
 from kpilib.params import Kpi, Scheme, Target
 from kpilib.periods import quarter_months
 from kpilib.schemas import CRM
-from kpilib.scoring import Scorecard, score_period
+from kpilib.scoring import Scorecard, restrict, score_period
 from kpilib.tuning import ALL_TIERS, OTHER_TIERS
 
 TERM_COLUMNS = [
@@ -395,25 +395,6 @@ def scheme_changes(in_use: Sequence[SchemeInUse]) -> pd.DataFrame:
     return frame
 
 
-def _only(card: Scorecard, department_ids: Sequence[str]) -> Scorecard:
-    """The scorecard restricted to some of its departments."""
-    managers = card.managers.loc[card.managers["department_id"].isin(list(department_ids))]
-    ids = list(managers["manager_id"])
-    return Scorecard(
-        period=card.period,
-        managers=managers,
-        departments=card.departments.loc[card.departments["department_id"].isin(department_ids)],
-        manager_kpis=card.manager_kpis.loc[card.manager_kpis["manager_id"].isin(ids)],
-        department_kpis=card.department_kpis.loc[
-            card.department_kpis["department_id"].isin(list(department_ids))
-        ],
-        manager_metrics=card.manager_metrics.loc[card.manager_metrics.index.isin(ids)],
-        department_metrics=card.department_metrics.loc[
-            card.department_metrics.index.isin(list(department_ids))
-        ],
-    )
-
-
 def _score_month(
     crm: CRM, month: pd.Period, items: Sequence[SchemeInUse], shown: tuple[str, ...] | None
 ) -> Scorecard:
@@ -428,7 +409,7 @@ def _score_month(
     cards = [
         score_period(crm, scheme, month, ids[0], shown)
         if len(ids) == 1
-        else _only(score_period(crm, scheme, month, None, shown), ids)
+        else restrict(score_period(crm, scheme, month, None, shown), ids)
         for scheme, ids in groups
     ]
     return cards[0] if len(cards) == 1 else _merge_cards(month, cards)

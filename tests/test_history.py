@@ -9,6 +9,7 @@ months in between score zero sales but are covered by the data.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -16,10 +17,19 @@ import pandas as pd
 import pytest
 from conftest import sales_tables
 
-from kpilib.history import HISTORY_METRICS, ScoreHistory, history_from, score_months, score_window
+from kpilib import open_source
+from kpilib.history import (
+    HISTORY_METRICS,
+    ScoreHistory,
+    history_from,
+    keep_window,
+    score_months,
+    score_window,
+    window_shown,
+)
 from kpilib.metrics import METRICS
 from kpilib.params import load_scheme
-from kpilib.scoring import score_period
+from kpilib.scoring import _card_key, score_period
 from kpilib.validation import validate_tables
 
 FUNNEL = Path(__file__).resolve().parents[1] / "params" / "schemes" / "sales_funnel.yaml"
@@ -168,3 +178,43 @@ def test_scores_in_the_history_are_the_scorecards_scores(history):
         for manager, score in zip(card.managers["manager_id"], card.managers["score"], strict=True):
             stacked = scores[(card.period, manager)]
             assert (math.isnan(score) and math.isnan(stacked)) or score == stacked
+
+
+def _assert_same_cards(expected: ScoreHistory, actual: ScoreHistory) -> None:
+    assert expected.months == actual.months
+    for one, other in zip(expected.cards, actual.cards, strict=True):
+        for field in (*STACKED, "manager_kpis", "manager_metrics", "department_metrics"):
+            pd.testing.assert_frame_equal(getattr(one, field), getattr(other, field))
+    for field in STACKED:
+        pd.testing.assert_frame_equal(getattr(expected, field), getattr(actual, field))
+
+
+def test_a_departments_window_from_kept_company_cards_equals_scoring_it_alone(source, funnel):
+    """A batch scores the window once for the whole company; each department's part of it
+    must be exactly what scoring the department alone gives."""
+    alone, batch = open_source(str(source)), open_source(str(source))
+    period = pd.Period("2026-09", freq="M")
+    keep_window(batch, funnel, period, 6)
+    kept = [batch.kept(_card_key(funnel, month, shown)) for month, shown in window_shown(period, 6)]
+    assert 6 == sum(card is not None for card in kept)
+
+    for department in ("north", "south", "east", "west"):
+        _assert_same_cards(
+            score_window(alone, funnel, period, 6, department),
+            score_window(batch, funnel, period, 6, department),
+        )
+
+
+def test_kept_cards_serve_only_the_same_scheme_month_and_indicators(source, funnel):
+    crm = open_source(str(source))
+    period = pd.Period("2026-09", freq="M")
+    kept = score_period(crm, funnel, period)
+    marked = kept.managers.assign(score=7.0)
+    crm.keep(_card_key(funnel, period, None), dataclasses.replace(kept, managers=marked))
+
+    assert {7.0} == set(score_period(crm, funnel, period, "north").managers["score"])
+    other = funnel.with_hour_cost(funnel.technical_hour_cost + 1)
+    assert 7.0 not in set(score_period(crm, other, period, "north").managers["score"])
+    assert 7.0 not in set(score_period(crm, funnel, period - 1, "north").managers["score"])
+    shown = score_period(crm, funnel, period, "north", HISTORY_METRICS).managers["score"]
+    assert 7.0 not in set(shown)
