@@ -32,6 +32,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, List
 
 from kpilib.history import keep_window
+from kpilib.metrics import department_deals
 from kpilib.params import Scheme
 from kpilib.schemas import CRM
 from kpilib.scoring import score_period
@@ -182,12 +183,14 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
     the report kernels forked from this process start with them instead of each building them
     from every row of the data. With `trend_months`, the monthly reports' months (`month` and
     the trend window before it) are scored for the whole company and kept, so that each
-    report's `score_window` takes its department's rows instead of scoring them again.
+    report's `score_window` takes its department's rows instead of scoring them again. The deals
+    are split by department (`department_deals`) too.
     """
     if trend_months is None:
         score_period(crm, scheme, month)
     else:
         keep_window(crm, scheme, month, trend_months)
+    department_deals(crm, "")  # splits the deals by department, for every report's analyses
 
 
 def warm_up() -> None:

@@ -10,14 +10,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from kpilib import sources
 from kpilib.errors import ReportError
-from kpilib.kernels import fork_kernel
+from kpilib.history import window_shown
+from kpilib.kernels import fork_kernel, warm_data
+from kpilib.metrics import deals_with_department
+from kpilib.params import load_scheme
 from kpilib.progress import BatchProgress
 from kpilib.render import execute_notebook
 from kpilib.runner import Outcome
+from kpilib.schemas import CRM
+from kpilib.scoring import _card_key
 from kpilib.testing import small_notebook
 
 
@@ -172,3 +178,24 @@ def test_progress_on_a_terminal_is_a_bar_with_each_reports_status(caplog):
     assert "north: ok (3.0 s)" in shown
     assert "1/2" in shown and "running: south" in shown
     assert [] == caplog.messages  # the bar says it; the log does not repeat it
+
+
+def test_warm_data_keeps_the_monthly_window_and_the_deals_by_department(source: Path) -> None:
+    scheme = load_scheme(Path(__file__).resolve().parents[1] / "params/schemes/sales_funnel.yaml")
+    month = pd.Period("2026-09", freq="M")
+    monthly, quarterly = sources.open_source(str(source)), sources.open_source(str(source))
+
+    warm_data(monthly, scheme, month, 3)
+    warm_data(quarterly, scheme, month)
+
+    def cards(crm: CRM) -> int:
+        return sum(crm.kept(_card_key(scheme, m, shown)) is not None
+                   for m, shown in window_shown(month, 3))  # fmt: skip
+
+    assert (3, 0) == (cards(monthly), cards(quarterly))
+    for crm in (monthly, quarterly):
+        split = crm.kept("deals by department")
+        assert {"north", "south", "east", "west"} <= set(split)
+        pd.testing.assert_frame_equal(
+            split["north"], deals_with_department(crm).query("department_id == 'north'")
+        )
