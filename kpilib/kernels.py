@@ -31,11 +31,12 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, List
 
-from kpilib.history import keep_window
+from kpilib.history import keep_window, window_shown
 from kpilib.metrics import department_deals
 from kpilib.params import Scheme
 from kpilib.schemas import CRM
 from kpilib.scoring import score_period
+from kpilib.services import keep_company_values
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
@@ -183,13 +184,15 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
     the report kernels forked from this process start with them instead of each building them
     from every row of the data. With `trend_months`, the monthly reports' months (`month` and
     the trend window before it) are scored for the whole company and kept, so that each
-    report's `score_window` takes its department's rows instead of scoring them again. The deals
-    are split by department (`department_deals`) too.
+    report's `score_window` takes its department's rows instead of scoring them again, and the
+    service departments' company-wide values of those months are kept too
+    (`services.keep_company_values`). The deals are split by department (`department_deals`).
     """
     if trend_months is None:
         score_period(crm, scheme, month)
     else:
         keep_window(crm, scheme, month, trend_months)
+        keep_company_values(crm, scheme, month, [m for m, _ in window_shown(month, trend_months)])
     department_deals(crm, "")  # splits the deals by department, for every report's analyses
 
 

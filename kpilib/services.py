@@ -193,7 +193,7 @@ def weekly_compliance(
     """
     level = _level(scheme, metric)
     periods = [pd.Period(month, "M") for month in months]
-    return _weekly(_source(crm), service_department_id, level, periods)
+    return _weekly(_source(crm), service_department_id, level, periods).copy()
 
 
 def slip_weeks(weekly: pd.DataFrame) -> list[tuple[str, str]]:
@@ -268,6 +268,24 @@ def service_links(
 
     key = (_levels_key(levels), period, sales_department_id)
     return _kept(crm, "service links", key, compute)
+
+
+def keep_company_values(
+    crm: CRM, scheme: Scheme, period: pd.Period, months: Sequence[pd.Period]
+) -> None:
+    """Compute once the company-wide monthly values every sales department's report reads.
+
+    Each report's `service_links` for `period` and `service_history` over `months` compare the
+    department with the service departments' values for the whole company; these are kept
+    with the source, so a batch computes them once rather than once per report.
+    """
+    source = _source(crm)
+    period = pd.Period(period, "M")
+    linked = [period - offset for offset in range(USUAL_MONTHS, -1, -1)]
+    history = [pd.Period(month, "M") for month in months]
+    for level in _usable(scheme).to_dict("records"):
+        _monthly(source, level, linked)
+        _monthly(source, level, history)
 
 
 def service_table(links: pd.DataFrame) -> pd.DataFrame:
@@ -376,6 +394,10 @@ class _Source:
         self.as_of = data_as_of(crm) if not crm.deals.empty else None
         self._items: dict[str, pd.DataFrame] = {}
         self._services: dict[str, list[str]] = {}
+        # Company-wide values by (level, months) and (service, level, months): the same for
+        # every sales department's report, so computed once per source (do not modify them).
+        self.monthly: dict[Hashable, pd.DataFrame] = {}
+        self.weekly: dict[Hashable, pd.DataFrame] = {}
 
     def name(self, department_id: str) -> str:
         """A department's name (its id when unnamed)."""
@@ -478,7 +500,25 @@ def _own(source: _Source, metric: str, period: pd.Period, department_id: str) ->
 # --- monthly and weekly values ------------------------------------------------------------------
 
 
+def _level_key(level: dict[str, Any]) -> Hashable:
+    """A service level (a row of `service_levels`) as a dictionary key; NaN is None."""
+    return tuple(
+        (name, None if isinstance(value, float) and math.isnan(value) else value)
+        for name, value in level.items()
+    )
+
+
 def _monthly(source: _Source, level: dict[str, Any], periods: list[pd.Period]) -> pd.DataFrame:
+    """Each service department's company-wide value of the level in the months (kept)."""
+    key = (_level_key(level), tuple(periods))
+    if key not in source.monthly:
+        source.monthly[key] = _monthly_values(source, level, periods)
+    return source.monthly[key]
+
+
+def _monthly_values(
+    source: _Source, level: dict[str, Any], periods: list[pd.Period]
+) -> pd.DataFrame:
     metric = level["metric"]
     covered = [period for period in dict.fromkeys(periods) if source.covers(period)]
     # Each month's items in their order, so every group sums its values as over all items.
@@ -512,6 +552,16 @@ def _monday(dates: pd.Series) -> pd.Series:
 
 
 def _weekly(
+    source: _Source, service: str, level: dict[str, Any], periods: list[pd.Period]
+) -> pd.DataFrame:
+    """A service department's company-wide value of the level week by week (kept)."""
+    key = (service, _level_key(level), tuple(periods))
+    if key not in source.weekly:
+        source.weekly[key] = _weekly_values(source, service, level, periods)
+    return source.weekly[key]
+
+
+def _weekly_values(
     source: _Source, service: str, level: dict[str, Any], periods: list[pd.Period]
 ) -> pd.DataFrame:
     mondays = sorted(
