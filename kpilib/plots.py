@@ -9,9 +9,12 @@ from __future__ import annotations
 import io
 import textwrap
 from collections import Counter
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
@@ -192,6 +195,48 @@ def new_figure(width: float, height: float, alt: str) -> ReportFigure:
     return figure
 
 
+def _hbars(
+    ax: Axes,
+    labels: Sequence[str],
+    values: Sequence[float],
+    colours: str | Sequence[str],
+    *,
+    height: float = 0.8,
+    offset: float = 0.0,
+    label: str | None = None,
+) -> None:
+    """Horizontal bars, one slot per label from the top down, looking as seaborn's bar plots did.
+
+    Plain `Axes.barh` costs a fraction of `seaborn.barplot`, which groups the data and computes
+    an estimate and a confidence interval even for one value per bar. What a reader sees is kept:
+    the colours desaturated as seaborn's (saturation 0.75), bars ``0.8`` of a slot thick (split
+    by ``height`` and ``offset`` for bars side by side), the first label at the top and the axis
+    ending half a slot beyond the outer bars. A NaN value keeps its slot and draws no bar.
+
+    Args:
+        ax: The axes to draw on.
+        labels: The tick labels, top first, already shortened and literal.
+        values: One value per label (NaN: no bar).
+        colours: One colour for all bars, or one per label.
+        height: The bars' thickness, as a share of a slot.
+        offset: How far the bars' centres lie below their slot's centre (for dodged bars).
+        label: The legend entry of these bars (only when any is drawn).
+    """
+    amounts = np.asarray(values, dtype=float)
+    shown = ~np.isnan(amounts)
+    if isinstance(colours, str):
+        colours = [colours] * len(amounts)
+    faces = [
+        sns.desaturate(colour, 0.75) for colour, keep in zip(colours, shown, strict=True) if keep
+    ]
+    if shown.any():
+        positions = np.arange(len(amounts), dtype=float)[shown] + offset
+        ax.barh(positions, amounts[shown], height=height, color=faces, label=label)
+    if len(labels):
+        ax.set_yticks(range(len(labels)), labels=list(labels))
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+
+
 def score_chart(managers: pd.DataFrame) -> Figure:
     """Horizontal bars of the managers' weighted scores against the 100% line.
 
@@ -204,7 +249,7 @@ def score_chart(managers: pd.DataFrame) -> Figure:
     figure = new_figure(7, 0.45 * max(len(data), 2) + 1, "Weighted KPI score per manager")
     ax = figure.subplots()
     colours = [PALETTE["met"] if s >= 1 else PALETTE["missed"] for s in data["score"]]
-    sns.barplot(data, x="score", y="name", hue="name", palette=colours, legend=False, ax=ax)
+    _hbars(ax, data["name"].tolist(), data["score"].tolist(), colours)
     ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set(xlabel="Weighted KPI score (100% = every target met)", ylabel="")
@@ -214,40 +259,46 @@ def score_chart(managers: pd.DataFrame) -> Figure:
 def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
     """Revenue beside net profit per manager: where they diverge, revenue misleads.
 
+    A manager without either amount has no slot. A measure with no amount at all (no cost data
+    means no net profit) is left out of the bars and the legend, and the other one's bars take
+    the whole slot in their own colour; otherwise each pair shares its slot, revenue on top.
+
     Args:
         profit: Columns ``Manager``, ``Revenue`` and ``Net profit``. Long names are shortened
             (`chart_labels`).
         currency: For the axis label.
     """
-    long = (
-        profit.assign(Manager=chart_labels(profit["Manager"]))
-        .melt(
-            id_vars="Manager",
-            value_vars=["Revenue", "Net profit"],
-            var_name="Measure",
-            value_name="Amount",
-        )
-        .dropna()
+    measures = {"Revenue": PALETTE["revenue"], "Net profit": PALETTE["profit"]}
+    data = profit.assign(Manager=chart_labels(profit["Manager"])).dropna(
+        subset=list(measures), how="all"
     )
     figure = new_figure(7, 0.5 * max(len(profit), 2) + 1.2, "Revenue and net profit per manager")
     ax = figure.subplots()
-    sns.barplot(
-        long,
-        x="Amount",
-        y="Manager",
-        hue="Measure",
-        # By name: without cost data the net profit bars are missing, and a list would shift.
-        palette={"Revenue": PALETTE["revenue"], "Net profit": PALETTE["profit"]},
-        ax=ax,
-    )
+    drawn = [measure for measure in measures if data[measure].notna().any()]
+    height = 0.8 / max(len(drawn), 1)
+    for number, measure in enumerate(drawn):
+        _hbars(
+            ax,
+            data["Manager"].tolist(),
+            data[measure].astype(float).tolist(),
+            # By name: without cost data the net profit bars are missing, revenue keeps its own.
+            measures[measure],
+            height=height,
+            offset=(number + 0.5) * height - 0.4,
+            label=measure,
+        )
     ax.xaxis.set_major_formatter(money_axis(currency))
     ax.set(xlabel=f"Amount, {currency}", ylabel="")
-    ax.legend(title="", loc="lower right")
+    if drawn:
+        ax.legend(title="", loc="lower right")
     return figure
 
 
 def trend_chart(trend: pd.DataFrame, metrics: tuple[str, ...], currency: str) -> Figure:
     """Small multiples: one line per indicator over the months of the trend window.
+
+    Each panel joins the indicator's known months in time order (a NaN month is skipped, not
+    a gap), marked as seaborn's line plots mark them: filled dots with a thin white edge.
 
     Args:
         trend: Column ``month`` (timestamps) and one column per indicator id.
@@ -257,8 +308,17 @@ def trend_chart(trend: pd.DataFrame, metrics: tuple[str, ...], currency: str) ->
     labels = ", ".join(METRICS[m].label.lower() for m in metrics)
     figure = new_figure(9, 2.2 * ((len(metrics) + 1) // 2) + 0.5, f"Monthly trend of {labels}")
     axes = figure.subplots((len(metrics) + 1) // 2, 2, sharex=True, squeeze=False).ravel()
+    ordered = trend.sort_values("month", kind="stable")
     for ax, metric in zip(axes, metrics, strict=False):
-        sns.lineplot(trend, x="month", y=metric, marker="o", ax=ax, color=PALETTE["profit"])
+        points = ordered[["month", metric]].dropna()
+        ax.plot(
+            points["month"].to_numpy(),
+            points[metric].astype(float).to_numpy(),
+            marker="o",
+            markeredgecolor="white",
+            markeredgewidth=0.75,
+            color=PALETTE["profit"],
+        )
         unit = METRICS[metric].unit
         if unit == "money":
             ax.yaxis.set_major_formatter(money_axis(currency))
@@ -275,14 +335,14 @@ def share_chart(table: pd.DataFrame, label: str, currency: str) -> Figure:
     """Revenue by a dimension (product, segment, sale type) as horizontal bars.
 
     Args:
-        table: Columns `label` and ``Revenue``.
+        table: Columns `label` and ``Revenue`` (a NaN keeps its row's slot without a bar).
         label: The dimension column; long names in it are shortened (`chart_labels`).
         currency: For the axis label.
     """
     table = table.assign(**{label: chart_labels(table[label])})
     figure = new_figure(7, 0.4 * max(len(table), 2) + 1, f"Revenue by {label.lower()}")
     ax = figure.subplots()
-    sns.barplot(table, x="Revenue", y=label, color=PALETTE["profit"], ax=ax)
+    _hbars(ax, table[label].tolist(), table["Revenue"].astype(float).tolist(), PALETTE["profit"])
     ax.xaxis.set_major_formatter(money_axis(currency))
     ax.set(xlabel=f"Revenue, {currency}", ylabel="")
     return figure

@@ -7,6 +7,7 @@ import warnings
 
 import pandas as pd
 import pytest
+import seaborn as sns
 from matplotlib.figure import Figure
 
 from kpilib import plots
@@ -175,3 +176,96 @@ def test_profit_chart_without_cost_data_keeps_the_revenue_colour() -> None:
     revenue_only = plots.profit_chart(full.assign(**{"Net profit": 0.0}), "USD")
     assert len(_bar_colours(figure)) == 1
     assert _bar_colours(figure) <= _bar_colours(revenue_only)
+
+
+def _bars(figure: Figure) -> list[tuple[str, float, tuple[float, ...]]]:
+    """The drawn bars from the top down: the tick label of each one's slot, its value, colour."""
+    ax = figure.axes[0]
+    assert ax.yaxis_inverted()  # the first slot (y = 0) is at the top
+    ticks = dict(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True))
+    bars = sorted((p for p in ax.patches if p.get_height()), key=lambda p: p.get_y())
+    return [
+        (ticks[round(p.get_y() + p.get_height() / 2)], p.get_width(), tuple(p.get_facecolor()))
+        for p in bars
+    ]
+
+
+def _faded(colour: str) -> tuple[float, ...]:
+    return (*sns.desaturate(colour, 0.75), 1.0)
+
+
+def test_score_chart_ranks_bars_from_the_top_and_leaves_out_unknown_scores() -> None:
+    managers = pd.DataFrame(
+        {"name": ["Anna", "Boris", "Vera", "Gleb"], "score": [0.9, 1.2, None, 1.0]}
+    )
+    figure = plots.score_chart(managers)
+    met, missed = _faded(plots.PALETTE["met"]), _faded(plots.PALETTE["missed"])
+    assert [("Boris", 1.2, met), ("Gleb", 1.0, met), ("Anna", 0.9, missed)] == _bars(figure)
+    ax = figure.axes[0]
+    assert ["Boris", "Gleb", "Anna"] == [t.get_text() for t in ax.get_yticklabels()]
+    assert (2.5, -0.5) == ax.get_ylim()
+    assert 0.0 == ax.get_xlim()[0]
+    assert {0.8} == {p.get_height() for p in ax.patches}
+
+
+def test_share_chart_keeps_the_given_order_and_the_slot_of_an_unknown_revenue() -> None:
+    table = pd.DataFrame(
+        {"Segment": ["Retail", "$ Wholesale", "Online"], "Revenue": [2e6, None, 3e6]}
+    )
+    figure = plots.share_chart(table, "Segment", "RUB")
+    colour = _faded(plots.PALETTE["profit"])
+    assert [("Retail", 2e6, colour), ("Online", 3e6, colour)] == _bars(figure)
+    ax = figure.axes[0]
+    assert ["Retail", "\\$ Wholesale", "Online"] == [t.get_text() for t in ax.get_yticklabels()]
+    assert (2.5, -0.5) == ax.get_ylim()
+    assert 0.0 == ax.get_xlim()[0]
+
+
+def test_profit_chart_pairs_revenue_above_net_profit_in_each_managers_slot() -> None:
+    profit = pd.DataFrame(
+        {
+            "Manager": ["Anna", "Boris", "Vera", "Gleb"],
+            "Revenue": [5e6, 4e6, None, None],
+            "Net profit": [1e6, None, None, -2e5],
+        }
+    )
+    figure = plots.profit_chart(profit, "RUB")
+    revenue, net = _faded(plots.PALETTE["revenue"]), _faded(plots.PALETTE["profit"])
+    # Vera has neither amount and no slot; Gleb, without revenue, keeps his place.
+    assert [
+        ("Anna", 5e6, revenue),
+        ("Anna", 1e6, net),
+        ("Boris", 4e6, revenue),
+        ("Gleb", -2e5, net),
+    ] == _bars(figure)
+    ax = figure.axes[0]
+    assert ["Anna", "Boris", "Gleb"] == [t.get_text() for t in ax.get_yticklabels()]
+    assert [-0.4, 0.0, 0.6, 2.0] == pytest.approx(sorted(p.get_y() for p in ax.patches))
+    assert [0.4] * 4 == pytest.approx([p.get_height() for p in ax.patches])
+    legend = ax.get_legend()
+    assert ["Revenue", "Net profit"] == [t.get_text() for t in legend.get_texts()]
+    assert [revenue, net] == [tuple(h.get_facecolor()) for h in legend.legend_handles]
+
+
+def test_profit_chart_without_cost_data_gives_revenue_the_whole_slot() -> None:
+    profit = pd.DataFrame({"Manager": ["A", "B"], "Revenue": [5.0, 3.0], "Net profit": None})
+    ax = plots.profit_chart(profit, "USD").axes[0]
+    assert [-0.4, 0.6] == pytest.approx(sorted(p.get_y() for p in ax.patches))
+    assert [0.8, 0.8] == pytest.approx([p.get_height() for p in ax.patches])
+    assert ["Revenue"] == [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_trend_chart_joins_the_known_months_in_time_order() -> None:
+    months = pd.date_range("2025-01-01", periods=4, freq="MS")
+    trend = pd.DataFrame(
+        {"month": months, "revenue": [1e6, None, 3e6, 2e6], "win_rate": [0.3, 0.4, 0.2, None]}
+    ).iloc[[2, 0, 3, 1]]
+    figure = plots.trend_chart(trend, ("revenue", "win_rate"), "RUB")
+    lines = [ax.lines for ax in figure.axes if ax.get_visible()]
+    assert [1, 1] == [len(panel) for panel in lines]
+    (revenue,), (win_rate,) = lines
+    assert list(months[[0, 2, 3]]) == list(pd.to_datetime(revenue.get_xdata()))
+    assert [1e6, 3e6, 2e6] == list(revenue.get_ydata())
+    assert list(months[:3]) == list(pd.to_datetime(win_rate.get_xdata()))
+    assert [0.3, 0.4, 0.2] == pytest.approx(list(win_rate.get_ydata()))
+    assert ("o", plots.PALETTE["profit"]) == (revenue.get_marker(), revenue.get_color())
