@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import gc
 import hashlib
 import multiprocessing
 import multiprocessing.process
@@ -440,6 +441,7 @@ def run_jobs(
             on_done(outcome)
 
     kernels.warm_up()  # once here, not in every report's kernel
+    gc.collect()  # what is garbage now would stay in every frozen fork (`kernels.frozen_heap`)
     context = multiprocessing.get_context("fork")
     try:
         while pending or running:
@@ -451,7 +453,8 @@ def run_jobs(
                 process = context.Process(
                     target=_work, args=(job, sender, pdf, cell_timeout, sockets), daemon=False
                 )
-                process.start()
+                with kernels.frozen_heap():
+                    process.start()
                 sender.close()
                 running[receiver] = _Worker(job, process, time.monotonic(), sockets)
                 if on_start:

@@ -199,3 +199,15 @@ def test_warm_data_keeps_the_monthly_window_and_the_deals_by_department(source: 
         pd.testing.assert_frame_equal(
             split["north"], deals_with_department(crm).query("department_id == 'north'")
         )
+
+
+def test_a_forked_kernel_leaves_the_objects_it_inherited_to_no_collection(tmp_path: Path) -> None:
+    """Its collector skips what lived at the fork; the forking process collects as before."""
+    import gc
+
+    before = gc.get_freeze_count()
+    nb = _run(tmp_path, "frozen", "import gc\nprint('FROZEN', gc.get_freeze_count())")
+
+    frozen = int(_text(nb).split("FROZEN ")[1].split()[0])
+    assert frozen > 10_000  # the libraries and the data, at least
+    assert before == gc.get_freeze_count() == 0
