@@ -69,7 +69,11 @@ def is_met(actual: float, target: float, polarity: str) -> bool | None:
 
 def weighted_score(attainments: pd.Series, weights: pd.Series) -> tuple[float, float]:
     """Weighted mean attainment over the KPIs with data, and the weight share they cover."""
-    known = attainments.notna()
+    return _weighted(attainments.to_numpy(dtype=float), weights.to_numpy(dtype=float))
+
+
+def _weighted(attainments: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    known = ~np.isnan(attainments)
     covered = float(weights[known].sum())
     total = float(weights.sum())
     if covered == 0:
@@ -136,14 +140,17 @@ def _evaluate(
     relative = tuple({kpi.metric for _, kpi, _ in kpis if kpi.target.type != "absolute"})
     reference = baseline(crm, settings.baseline, level, index, relative, settings)
     rows = []
+    # Plain dictionaries: a pandas lookup per entity and KPI costs more than the scoring itself.
+    tier_of = tiers.to_dict() if level == "manager" else {}
     for goal, kpi, weight in kpis:
-        actual = _kpi_actual(crm, scheme, period, level, index, kpi, metrics)
+        actuals = _kpi_actual(crm, scheme, period, level, index, kpi, metrics).to_dict()
+        bases = reference[kpi.metric].to_dict() if kpi.metric in reference else {}
         for entity in index:
-            base = float(reference.at[entity, kpi.metric]) if kpi.metric in reference else math.nan
-            tier = tiers.get(entity) if level == "manager" else None
+            base = float(bases[entity]) if bases else math.nan
+            tier = tier_of.get(entity)
             given = (targets or {}).get((entity, kpi.key))
             target = kpi_target(kpi, base, tier) if given is None else given
-            value = float(actual[entity])
+            value = float(actuals[entity])
             cap = kpi.cap or scheme.default_cap
             rows.append(
                 {
@@ -203,17 +210,30 @@ def _shared_department_rows(
 
 
 def _scores(kpis: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Each entity's weighted score and KPI counts, entities in order of first appearance.
+
+    The rows are grouped by position arrays rather than sub-frames: `weighted_score` per entity
+    on sub-frames cost more than scoring the KPIs. The arithmetic is `weighted_score`'s.
+    """
+    codes, entities = pd.factorize(kpis[key], sort=False)
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=len(entities))
+    groups = np.split(order, np.cumsum(sizes)[:-1]) if len(entities) else []
+    attainments = kpis["attainment"].to_numpy(dtype=float)
+    weights = kpis["weight"].to_numpy(dtype=float)
+    met = kpis["met"].to_numpy(dtype=object)
+    met_known = ~pd.isna(met)
     records = []
-    for entity, rows in kpis.groupby(key, sort=False):
-        score, coverage = weighted_score(rows["attainment"], rows["weight"])
-        met = rows["met"].dropna()
+    for entity, rows in zip(entities, groups, strict=True):
+        score, coverage = _weighted(attainments[rows], weights[rows])
+        known = met_known[rows]
         records.append(
             {
                 key: entity,
                 "score": score,
                 "coverage": coverage,
-                "kpis_met": int(met.sum()),
-                "kpis_with_data": len(met),
+                "kpis_met": int(met[rows][known].sum()),
+                "kpis_with_data": int(known.sum()),
                 "kpis_total": len(rows),
             }
         )
