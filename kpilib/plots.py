@@ -187,10 +187,17 @@ def wrap_title(title: str, width: float, names: tuple[str, ...] = ()) -> str:
     return "\n".join(lines).replace(glue, " ")
 
 
-def new_figure(width: float, height: float, alt: str) -> ReportFigure:
-    """An empty report figure of this size (inches) with its alternative text."""
+def new_figure(
+    width: float, height: float, alt: str, layout: str | None = "constrained"
+) -> ReportFigure:
+    """An empty report figure of this size (inches) with its alternative text.
+
+    The layout engine (matplotlib's constrained layout by default) makes room for labels of any
+    length; a figure whose labels are known to be short may place its axes itself
+    (``layout=None``), which draws it in about half the time.
+    """
     show_with_alt()
-    figure = ReportFigure(figsize=(width, height), dpi=100, layout="constrained")
+    figure = ReportFigure(figsize=(width, height), dpi=100, layout=layout)
     figure.alt = alt
     return figure
 
@@ -306,8 +313,28 @@ def trend_chart(trend: pd.DataFrame, metrics: tuple[str, ...], currency: str) ->
         currency: For money axes.
     """
     labels = ", ".join(METRICS[m].label.lower() for m in metrics)
-    figure = new_figure(9, 2.2 * ((len(metrics) + 1) // 2) + 0.5, f"Monthly trend of {labels}")
-    axes = figure.subplots((len(metrics) + 1) // 2, 2, sharex=True, squeeze=False).ravel()
+    rows = (len(metrics) + 1) // 2
+    width, height = 9.0, 2.2 * rows + 0.5
+    # Every label here is short (indicator names, 1.5M, 45%, 2026-03), so the panels are placed
+    # by fixed margins in inches rather than by a layout engine.
+    left, right, bottom, top, column_gap, row_gap = 0.75, 0.2, 0.75, 0.35, 0.85, 0.45
+    panel_width = (width - left - right - column_gap) / 2
+    panel_height = (height - bottom - top - row_gap * (rows - 1)) / rows
+    figure = new_figure(width, height, f"Monthly trend of {labels}", layout=None)
+    axes = figure.subplots(
+        rows,
+        2,
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={
+            "left": left / width,
+            "right": 1 - right / width,
+            "bottom": bottom / height,
+            "top": 1 - top / height,
+            "wspace": column_gap / panel_width,
+            "hspace": row_gap / panel_height,
+        },
+    ).ravel()
     ordered = trend.sort_values("month", kind="stable")
     for ax, metric in zip(axes, metrics, strict=False):
         points = ordered[["month", metric]].dropna()

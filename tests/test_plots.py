@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
 
 import pandas as pd
 import pytest
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kpilib import plots
@@ -42,6 +44,33 @@ def test_trend_chart_has_one_panel_per_indicator():
     )
     figure = plots.trend_chart(trend, ("revenue", "win_rate"), "RUB")
     assert ["Revenue", "Win rate"] == [ax.get_title() for ax in figure.axes if ax.get_visible()]
+
+
+def test_trend_chart_fits_its_widest_labels_inside_the_figure():
+    """The trend chart places its panels by fixed margins: long axis labels must still fit."""
+    months = pd.date_range("2021-01-01", periods=60, freq="MS")
+    trend = pd.DataFrame(
+        {
+            "month": months,
+            "revenue": [-1.2345e9 + 5e7 * n for n in range(60)],
+            "net_profit": [-987_654.0 * n for n in range(60)],
+            "deals_won": [1_234_567.0 + n for n in range(60)],
+            "win_rate": [0.1234 + n / 100 for n in range(60)],
+            "avg_deal": [12_345.678 * n for n in range(60)],
+        }
+    )
+    figure = plots.trend_chart(trend, tuple(trend.columns[1:]), "RUB")
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    page = figure.bbox
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    boxes = [ax.get_tightbbox(renderer) for ax in visible]
+
+    assert 5 == len(visible)
+    for box in boxes:
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    for one, other in itertools.combinations(boxes, 2):
+        assert not one.overlaps(other)
 
 
 def test_short_label_keeps_a_name_that_fits_up_to_the_exact_limit():
