@@ -34,7 +34,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, List
 
 from kpilib.history import keep_window, window_shown
-from kpilib.metrics import department_deals
+from kpilib.metrics import department_deals, keep_lookups
 from kpilib.params import Scheme
 from kpilib.schemas import CRM
 from kpilib.scoring import score_period
@@ -211,7 +211,8 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
     the trend window before it) are scored for the whole company and kept, so that each
     report's `score_window` takes its department's rows instead of scoring them again, and the
     service departments' company-wide values of those months are kept too
-    (`services.keep_company_values`). The deals are split by department (`department_deals`).
+    (`services.keep_company_values`). The deals are split by department (`department_deals`) and
+    the lookups of the deal dimensions made (`metrics.keep_lookups`).
     """
     if trend_months is None:
         score_period(crm, scheme, month)
@@ -219,6 +220,7 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
         keep_window(crm, scheme, month, trend_months)
         keep_company_values(crm, scheme, month, [m for m, _ in window_shown(month, trend_months)])
     department_deals(crm, "")  # splits the deals by department, for every report's analyses
+    keep_lookups(crm)
 
 
 def warm_up() -> None:

@@ -664,4 +664,28 @@ def lookup(crm: CRM, table: str, key: str, column: str) -> pd.Series:
     table must hold both columns; do not modify the series.
     """
     frame = getattr(crm, table)
-    return crm.derived(f"{table} {column} by {key}", lambda: frame.set_index(key)[column])
+
+    def make() -> pd.Series:
+        series = frame.set_index(key)[column]
+        # Builds the index's hash table now, kept with it: every `map` through the series
+        # needs it, and forks of this process (a batch's reports) then inherit it built.
+        series.index.is_unique  # noqa: B018
+        return series
+
+    return crm.derived(f"{table} {column} by {key}", make)
+
+
+DIMENSION_LOOKUPS = (
+    ("products", "product_id", "name"),
+    ("clients", "client_id", "segment"),
+    ("leads", "lead_id", "channel"),
+)
+"""The `lookup` tables the deal dimensions read (product, segment, channel)."""
+
+
+def keep_lookups(crm: CRM) -> None:
+    """Make once the `DIMENSION_LOOKUPS` the source holds, for every later analysis of it."""
+    for table, key, column in DIMENSION_LOOKUPS:
+        frame = getattr(crm, table)
+        if frame is not None and key in frame and column in frame:
+            lookup(crm, table, key, column)

@@ -180,7 +180,9 @@ def test_progress_on_a_terminal_is_a_bar_with_each_reports_status(caplog):
     assert [] == caplog.messages  # the bar says it; the log does not repeat it
 
 
-def test_warm_data_keeps_the_monthly_window_and_the_deals_by_department(source: Path) -> None:
+def test_warm_data_keeps_the_monthly_window_the_deals_by_department_and_the_lookups(
+    source: Path,
+) -> None:
     scheme = load_scheme(Path(__file__).resolve().parents[1] / "params/schemes/sales_funnel.yaml")
     month = pd.Period("2026-09", freq="M")
     monthly, quarterly = sources.open_source(str(source)), sources.open_source(str(source))
@@ -194,6 +196,8 @@ def test_warm_data_keeps_the_monthly_window_and_the_deals_by_department(source: 
 
     assert (3, 0) == (cards(monthly), cards(quarterly))
     for crm in (monthly, quarterly):
+        assert crm.kept("leads channel by lead_id") is not None
+        assert crm.kept("clients segment by client_id") is not None
         split = crm.kept("deals by department")
         assert {"north", "south", "east", "west"} <= set(split)
         pd.testing.assert_frame_equal(
