@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpilib.metrics import ADDITIVE_METRICS, KEYS, Level, active_managers, baseline, indicators
+from kpilib.metrics import (
+    ADDITIVE_METRICS,
+    KEYS,
+    Level,
+    MetricSettings,
+    active_managers,
+    baseline,
+    indicators,
+)
 from kpilib.params import Kpi, Scheme
 from kpilib.schemas import CRM
 
@@ -119,26 +127,27 @@ def _evaluate(
     tiers: pd.Series,
     targets: Mapping[tuple[str, str], float] | None = None,
     shown: tuple[str, ...] | None = None,
+    whole: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Long table of KPI rows for entities of one level, and their indicator table.
 
     Args:
         targets: Targets given from outside, by (entity, KPI id), in place of the scheme's.
         shown: Indicators to compute beside the scheme's; every registered one when None.
+        whole: The index holds every entity of the level (see `_tables`).
     """
     settings = scheme.settings(period)
     wanted = None
     if shown is not None:
         needed = [kpi.metric for _, kpi, _ in scheme.weighted_kpis()]
         wanted = tuple(dict.fromkeys([*needed, *shown]))
-    metrics = indicators(crm, period, level, settings, wanted, index)
     kpis = [
         (goal, kpi, weight)
         for goal, kpi, weight in scheme.weighted_kpis()
         if level == "department" or kpi.level == "manager"
     ]
     relative = tuple({kpi.metric for _, kpi, _ in kpis if kpi.target.type != "absolute"})
-    reference = baseline(crm, settings.baseline, level, index, relative, settings)
+    metrics, reference = _tables(crm, period, level, settings, wanted, index, relative, whole)
     rows = []
     # Plain dictionaries: a pandas lookup per entity and KPI costs more than the scoring itself.
     tier_of = tiers.to_dict() if level == "manager" else {}
@@ -173,6 +182,37 @@ def _evaluate(
     return pd.DataFrame(rows, columns=columns), metrics
 
 
+def _tables(
+    crm: CRM,
+    period: pd.Period,
+    level: Level,
+    settings: MetricSettings,
+    wanted: tuple[str, ...] | None,
+    index: pd.Index,
+    relative: tuple[str, ...],
+    whole: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The entities' indicators and baselines for the month.
+
+    Each entity's values do not depend on which others are scored with it, so the tables of
+    every entity of the level (``whole``) are kept with the source, and a later call for some of
+    them (one department re-scored under proposed targets, say) takes their rows.
+    """
+    kept: dict[tuple[object, ...], tuple[pd.DataFrame, pd.DataFrame]]
+    kept = crm.derived("metric tables", dict)
+    key = (period, level, settings, wanted, tuple(sorted(relative)))
+    if key in kept:
+        metrics, reference = kept[key]
+        metrics = metrics.loc[metrics.index.isin(index)]
+        if metrics.index.equals(index):
+            return metrics, reference.loc[reference.index.isin(index)]
+    metrics = indicators(crm, period, level, settings, wanted, index)
+    reference = baseline(crm, settings.baseline, level, index, relative, settings)
+    if whole:
+        kept[key] = (metrics.copy(), reference.copy())
+    return metrics, reference
+
+
 def _kpi_actual(
     crm: CRM,
     scheme: Scheme,
@@ -192,12 +232,17 @@ def _summed_targets(manager_kpis: pd.DataFrame, managers: pd.DataFrame) -> dict:
     """Department targets of additive manager KPIs: the sum of its managers' targets.
 
     A department's new clients or revenue is its managers' sum, so its target is too; managers
-    without a target (no baseline yet) add nothing to it.
+    without a target (no baseline yet) add nothing to it, and without any the target is NaN.
+    The sums are exactly rounded (`math.fsum`): a department's target must not depend on which
+    other departments were scored with it, as a running sum's last bit can.
     """
     additive = manager_kpis.loc[manager_kpis["metric"].isin(ADDITIVE_METRICS)]
     department = additive["manager_id"].map(managers.set_index("manager_id")["department_id"])
-    sums = additive.groupby([department, additive["kpi"]])["target"].sum(min_count=1)
-    return {key: float(value) for key, value in sums.items()}
+    sums: dict[tuple[str, str], float] = {}
+    for key, targets in additive.groupby([department, additive["kpi"]])["target"]:
+        known = targets.dropna()
+        sums[key] = math.fsum(known) if len(known) else math.nan
+    return sums
 
 
 def _shared_department_rows(
@@ -265,9 +310,9 @@ def score_period(
         month and indicators: scoring entities together or apart gives the same rows.
     """
     if department_id is not None:
-        whole = crm.kept(_card_key(scheme, period, shown))
-        if whole is not None and department_id in set(whole.departments["department_id"]):
-            return restrict(whole, [department_id])
+        kept = crm.kept(_card_key(scheme, period, shown))
+        if kept is not None and department_id in set(kept.departments["department_id"]):
+            return restrict(kept, [department_id])
     managers = active_managers(crm, period)
     departments = pd.Index(
         managers["department_id"].drop_duplicates().sort_values(), name="department_id", dtype="str"
@@ -277,8 +322,9 @@ def score_period(
         departments = departments[departments == department_id]
     manager_index = pd.Index(managers["manager_id"], name="manager_id", dtype="str")
     tiers = managers.set_index("manager_id")["tier"]
+    whole = department_id is None
     own_kpis, manager_metrics = _evaluate(
-        crm, scheme, period, "manager", manager_index, tiers, shown=shown
+        crm, scheme, period, "manager", manager_index, tiers, shown=shown, whole=whole
     )
     department_kpis, department_metrics = _evaluate(
         crm,
@@ -289,6 +335,7 @@ def score_period(
         pd.Series(dtype="str"),
         targets=_summed_targets(own_kpis, managers),
         shown=shown,
+        whole=whole,
     )
     manager_kpis = pd.concat(
         [own_kpis, _shared_department_rows(managers, department_kpis, scheme)], ignore_index=True

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from kpilib.params import Kpi, load_scheme
 from kpilib.scoring import (
+    _summed_targets,
     attainment,
     is_met,
     kpi_target,
@@ -349,3 +350,38 @@ def test_a_manager_without_a_name_is_shown_by_id(raw_sales, funnel):
     crm = validate_tables({**raw_sales, "managers": managers})
     card = score_period(crm, funnel, MARCH)
     assert ["m1", "Boris", "Vera"] == card.managers["name"].tolist()
+
+
+@given(
+    st.lists(
+        st.floats(min_value=-1e12, max_value=1e12, allow_nan=False) | st.just(math.nan),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(min_value=0, max_value=12),
+)
+def test_a_departments_summed_target_is_exact_whatever_else_is_scored_with_it(targets, others):
+    """The sum is exactly rounded, so a department scored alone or beside others (as a batch
+    scores the whole company) gets the very same target."""
+    mine = [f"m{n}" for n in range(len(targets))]
+    theirs = [f"o{n}" for n in range(others)]
+    managers = pd.DataFrame(
+        {"manager_id": mine + theirs, "department_id": ["d"] * len(mine) + ["e"] * others}
+    )
+    rows = pd.DataFrame(
+        {
+            "manager_id": mine + theirs,
+            "metric": "revenue",
+            "kpi": "sales",
+            "target": targets + [1e12 / 3] * others,
+        }
+    )
+
+    alone = _summed_targets(rows.iloc[: len(mine)], managers.iloc[: len(mine)])
+    together = _summed_targets(rows, managers)
+
+    known = [t for t in targets if not math.isnan(t)]
+    expected = math.fsum(known) if known else math.nan
+    assert [expected] == [alone[("d", "sales")]] or math.isnan(expected)
+    assert alone[("d", "sales")] == together[("d", "sales")] or math.isnan(expected)
+    assert math.isnan(expected) == math.isnan(together[("d", "sales")])
