@@ -356,10 +356,7 @@ def service_history(
 
 def _levels_key(levels: pd.DataFrame) -> tuple[Hashable, ...]:
     """Service levels (`service_levels`) as a dictionary key; a missing target is None."""
-    return tuple(
-        tuple(None if isinstance(value, float) and math.isnan(value) else value for value in row)
-        for row in levels.itertuples(index=False)
-    )
+    return tuple(_level_key(level) for level in levels.to_dict("records"))
 
 
 def _kept(crm: CRM, name: str, key: Hashable, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
