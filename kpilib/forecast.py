@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults, ETSResultsWrapper
 
 from kpilib.display import fmt, fmt_compact, month_name
 from kpilib.errors import ParamsError
@@ -260,13 +260,36 @@ def forecast_series(history: pd.Series, horizon: int = 3, level: float = 0.8) ->
     return _frame(last, mean, mean - z * std, mean + z * std, std, method)
 
 
+class _PointResults(ETSResults):
+    """ETS results without the covariance matrix of the estimated parameters.
+
+    statsmodels computes that matrix, from a numerical Hessian of the likelihood, whenever it
+    makes results: about a fifth of a fit on two or three years of months. The forecast and its
+    interval never read it (they come from the smoothing parameters and the residuals), so it is
+    left out; the results then hold no covariance, as statsmodels' own results do where the
+    matrix is singular.
+    """
+
+    @property
+    def cov_params_approx(self) -> np.ndarray:
+        raise np.linalg.LinAlgError("not computed: the forecast does not use it")
+
+
+class _PointETS(ETSModel):
+    """An `ETSModel` whose fit makes `_PointResults`."""
+
+    @property
+    def _res_classes(self) -> dict[str, tuple[type, type]]:
+        return {"fit": (_PointResults, ETSResultsWrapper)}
+
+
 def _fit(data: np.ndarray, seasonal: bool) -> tuple[ETSResults, str]:
     """The fitted ETS model and its name, such as ``ETS(A,N,A)``.
 
     A (damped) trend is not offered: on two to three years of monthly sales the AIC picks one
     in about half the fits without forecasting better, and the AICc never picks one.
     """
-    model = ETSModel(
+    model = _PointETS(
         pd.Series(data),  # a plain array trips statsmodels' prediction on its index
         error="add",
         seasonal="add" if seasonal else None,

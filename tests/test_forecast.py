@@ -158,6 +158,36 @@ def test_the_forecast_does_not_depend_on_the_unit_of_money():
     )
 
 
+@pytest.mark.parametrize("months", [18, 30])
+def test_the_forecast_is_statsmodels_own_without_the_parameters_covariance(months, monkeypatch):
+    """The fit skips only the covariance matrix: forecasts and intervals are exactly those of
+    statsmodels' plain ETSModel, and no Hessian of the likelihood is computed."""
+    series = synthetic(months, 0.1, seed=4)
+    data = series.to_numpy()
+    scale = float(np.abs(data).mean())
+    seasonal = months >= fc.SEASONAL_MONTHS
+    plain = fc.ETSModel(
+        pd.Series(data / scale),
+        error="add",
+        seasonal="add" if seasonal else None,
+        seasonal_periods=fc.SEASON if seasonal else None,
+    ).fit(disp=False)
+    expected = plain.get_prediction(start=months, end=months + 2)
+
+    def no_hessian(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the forecast computed a Hessian")
+
+    monkeypatch.setattr(fc.ETSModel, "hessian", no_hessian)
+    result, _ = fc._fit(data / scale, seasonal)
+    got = result.get_prediction(start=months, end=months + 2)
+    assert plain.params.tolist() == result.params.tolist()
+    assert np.asarray(expected.predicted_mean).tolist() == np.asarray(got.predicted_mean).tolist()
+    assert (
+        np.asarray(expected.forecast_variance).tolist()
+        == np.asarray(got.forecast_variance).tolist()
+    )
+
+
 def test_history_length_decides_the_model():
     series = synthetic(30, 0.1, seed=1)
     assert fc.forecast_series(series.iloc[:11]).empty
