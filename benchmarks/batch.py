@@ -11,14 +11,23 @@ One run of this script:
 1. generates demo CRM data (``kpilib.demo``) at each size it needs and prints the rows per table,
    the data's in-memory size (what ``kpilib.open_source`` returns) and the time to load and
    validate it;
-2. times (a) the naive loop over the headline number of departments, with the same notebook and
-   the same parameters ``kpi run`` gives each report;
-3. times (b) ``kpi run monthly`` for each department count of the growth table (4, 12, 48 by
-   default), each on data of that many departments with the same deals per manager and month,
-   and checks that every report was written;
+2. times, in interleaved rounds at the headline number of departments (three by default),
+   (a) the naive loop over a part of the departments, with the same notebook and the same
+   parameters ``kpi run`` gives each report, then (b) ``kpi run monthly`` for all of them;
+   every department is in one part, so the parts together are the whole naive loop;
+3. times (b) for each other department count of the growth table (4, 12, 48 by default), each on
+   data of that many departments with the same deals per manager and month, and checks that
+   every report was written;
 4. optionally (``--history``) times (b) at the headline size for several history lengths, to
    show whether the per-report time grows with the months of data;
 5. prints the ratio (a)/(b) at the headline size; the last line states it.
+
+The machine's speed drifts during a run (other work on the host, clock changes): timed one after
+the other, minutes apart, (a) and (b) would see different machines. Each round therefore
+compares (a) and (b) minutes apart at most: its ratio is the naive loop's wall time per report,
+times the departments, over the kit's wall time in the same round. The headline ratio is the
+median of the rounds' ratios; the totals (the whole naive loop against the kit's median run)
+are printed beside it.
 
 For every timed run it prints the wall time, the CPU time of the whole process tree (user +
 system of every process the run started and waited for, kernels included, from
@@ -41,6 +50,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -299,19 +309,25 @@ class DataSets:
         return self._made[config]
 
 
-def naive_loop(data: DataSet, folder: Path) -> Run:
+def naive_loop(data: DataSet, folder: Path, departments: Sequence[str], label: str) -> Run:
     """(a) papermill then nbconvert per department, one after the other.
 
     Each report gets the notebook and parameters ``kpi run monthly`` would give it.
+
+    Args:
+        data: The data set.
+        folder: Where the executed notebooks and the HTML go (emptied first).
+        departments: The departments to make reports for, in this order.
+        label: What the run is, for the printout.
     """
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     jobs, failed = monthly_jobs(
-        data.departments, _month(data.period), data.folder, paths.PARAMS, folder / "reports"
+        list(departments), _month(data.period), data.folder, paths.PARAMS, folder / "reports"
     )
     if failed:
         problems = "; ".join(f"{o.department_id}: {o.error}" for o in failed)
-        return Run("naive loop", len(data.departments), 0.0, 0.0, MemoryPeak(), False, problems)
+        return Run(label, len(departments), 0.0, 0.0, MemoryPeak(), False, problems)
     commands = []
     for job in jobs:
         executed = folder / f"{job.department_id}.ipynb"
@@ -336,11 +352,71 @@ def naive_loop(data: DataSet, folder: Path) -> Run:
                 [str(BIN / "jupyter"), "nbconvert", "--to", "html", "--no-input", str(executed)],
             ),
         ]
-    run = timed("naive loop", commands, len(jobs), folder / "commands.log")
+    run = timed(label, commands, len(jobs), folder / "commands.log")
     missing = [j.department_id for j in jobs if not (folder / f"{j.department_id}.html").is_file()]
     if run.ok and missing:
         return replace(run, ok=False, problem=f"no HTML for {', '.join(missing)}")
     return run
+
+
+def parts(departments: Sequence[str], rounds: int) -> list[tuple[str, ...]]:
+    """The departments in `rounds` consecutive parts, as equal in size as they can be."""
+    size, extra = divmod(len(departments), rounds)
+    cuts = [0]
+    for number in range(rounds):
+        cuts.append(cuts[-1] + size + (number < extra))
+    return [tuple(departments[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+def combined(label: str, runs: Sequence[Run]) -> Run:
+    """Runs one after the other as one run: times and reports add up, memory is the highest."""
+    peak = MemoryPeak()
+    for run in runs:
+        peak.rss = max(peak.rss, run.memory.rss)
+        peak.pss = max(peak.pss, run.memory.pss)
+        peak.pss_complete = peak.pss_complete and run.memory.pss_complete
+        peak.samples += run.memory.samples
+        peak.pss_samples += run.memory.pss_samples
+        peak.sampling_seconds += run.memory.sampling_seconds
+    steps: dict[str, list[float]] = {}
+    for run in runs:
+        for kind, seconds in run.steps.items():
+            steps.setdefault(kind, []).extend(seconds)
+    problems = "; ".join(run.problem for run in runs if not run.ok)
+    return Run(
+        label,
+        sum(run.reports for run in runs),
+        sum(run.wall for run in runs),
+        sum(run.cpu for run in runs),
+        peak,
+        all(run.ok for run in runs),
+        problems,
+        steps,
+    )
+
+
+@dataclass(frozen=True)
+class Round:
+    """(a) over a part of the departments, then (b) over all of them, minutes apart at most."""
+
+    naive: Run
+    kit: Run
+
+    @property
+    def ratio(self) -> float | None:
+        """(a)'s wall time per report times (b)'s reports, over (b)'s wall time."""
+        if not (self.naive.ok and self.kit.ok):
+            return None
+        return self.naive.wall_per_report * self.kit.reports / self.kit.wall
+
+
+def median_run(runs: Sequence[Run]) -> Run:
+    """The run of median wall time (of an even number, the slower of the middle two); a failed
+    run if any failed."""
+    failed = [run for run in runs if not run.ok]
+    if failed:
+        return failed[0]
+    return sorted(runs, key=lambda run: run.wall)[len(runs) // 2]
 
 
 def kit_run(data: DataSet, folder: Path, jobs: int | None, label: str) -> Run:
@@ -443,24 +519,34 @@ def load_average() -> str:
     return f"load average {load:.2f}{busy}"
 
 
-def headline(count: int, naive: Run | None, kit: Run) -> str:
-    """The last line: the (a)/(b) ratio at the headline size, or why it is missing."""
+def headline(count: int, rounds: Sequence[Round], kit: Run) -> str:
+    """The last line: the (a)/(b) ratio at the headline size, or why it is missing.
+
+    Args:
+        count: The headline number of departments.
+        rounds: The interleaved rounds (none with ``--skip-naive``).
+        kit: (b) at the headline size (with rounds, their median run).
+    """
     if not kit.ok:
         return f"headline: {count} departments, kpi run monthly FAILED ({kit.problem})"
-    if naive is None:
+    if not rounds:
         return (
             f"headline: {count} departments, kpi run monthly {kit.wall:.1f} s "
             f"({kit.wall_per_report:.2f} s, CPU {kit.cpu_per_report:.2f} s per report); "
             "naive loop not measured (--skip-naive), no ratio"
         )
+    naive = combined("naive loop", [r.naive for r in rounds])
     if not naive.ok:
         return (
             f"headline: {count} departments, naive loop FAILED, kpi run monthly {kit.wall:.1f} s;"
             " no ratio"
         )
+    ratios = [r.ratio for r in rounds if r.ratio is not None]
+    listed = ", ".join(f"{ratio:.1f}x" for ratio in ratios)
     return (
-        f"headline: {count} departments, naive loop {naive.wall:.1f} s, "
-        f"kpi run monthly {kit.wall:.1f} s: {naive.wall / kit.wall:.1f}x faster"
+        f"headline: {count} departments, naive loop {naive.wall:.1f} s, kpi run monthly "
+        f"{kit.wall:.1f} s (median of {len(rounds)}): {statistics.median(ratios):.1f}x faster "
+        f"(median of the rounds' ratios {listed})"
     )
 
 
@@ -502,6 +588,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_counts,
         help="also run the headline size with these months of history (e.g. 30,120)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of (a) and (b) at the headline size (default 3)",
+    )
     parser.add_argument("--skip-naive", action="store_true", help="do not time the naive loop")
     parser.add_argument(
         "--work", type=Path, help="folder for data and reports (default: a temporary folder)"
@@ -513,6 +605,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--history: the demo needs at least 24 months")
     if args.deals is not None and args.deals <= 0:
         parser.error("--deals must be positive")
+    if not 1 <= args.rounds <= args.headline:
+        parser.error("--rounds must be between 1 and the headline number of departments")
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
     return args
@@ -561,19 +655,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"work folder: {work}")
         data = DataSets(work / "data", args.format)
         top = data.get(config(args.headline))
-        naive = None
+        rounds: list[Round] = []
         if not args.skip_naive:
-            print(f"\n(a) naive loop: papermill + nbconvert per department, {args.headline}")
-            naive = naive_loop(top, work / "naive")
-            show(naive, top)
+            print(
+                f"\n(a) naive loop (papermill + nbconvert per department) and (b) kpi run monthly,"
+                f" {args.headline} departments, in {args.rounds} interleaved rounds"
+            )
+            for number, part in enumerate(parts(top.departments, args.rounds), start=1):
+                label = f"round {number}: naive loop over {', '.join(part)}"
+                naive = naive_loop(top, work / f"naive-{number}", part, label)
+                show(naive, top)
+                label = f"round {number}: kpi run monthly, {args.headline}"
+                kit = kit_run(top, work / f"kit-{args.headline}-{number}", args.jobs, label)
+                show(kit, top)
+                rounds.append(Round(naive, kit))
+                if rounds[-1].ratio is not None:
+                    print(f"  round {number} ratio (a)/(b): {rounds[-1].ratio:.1f}x")
+            print()
+            show(combined("naive loop, all rounds", [r.naive for r in rounds]), top)
 
         print("\n(b) kpi run monthly, by number of departments")
         runs: list[tuple[DataSet, Run]] = []
         for count in sizes:
             ready = data.get(config(count))
-            run = kit_run(ready, work / f"kit-{count}", args.jobs, f"kpi run monthly, {count}")
-            show(run, ready)
-            print(f"  reports run at once: {kit_workers(work / f'kit-{count}', ready.period)}")
+            if rounds and ready.config == top.config:
+                run = median_run([r.kit for r in rounds])
+                print(f"{count} departments: the median of the rounds' runs above")
+            else:
+                folder = work / f"kit-{count}"
+                run = kit_run(ready, folder, args.jobs, f"kpi run monthly, {count}")
+                show(run, ready)
+                print(f"  reports run at once: {kit_workers(folder, ready.period)}")
             runs.append((ready, run))
         print()
         growth_table(runs)
@@ -596,15 +708,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {ready.config.months:>4} months, {ready.deals:,} deals: {figures}")
 
         print()
-        if naive is not None and naive.ok and kit.ok:
+        naive = combined("naive loop", [r.naive for r in rounds])
+        if rounds and naive.ok and kit.ok:
             print(
-                f"ratio (a)/(b) at {args.headline} departments: wall "
-                f"{naive.wall / kit.wall:.1f}x, CPU {naive.cpu / kit.cpu:.1f}x"
+                f"ratio (a)/(b) of the totals at {args.headline} departments (the whole naive "
+                f"loop against the median kpi run): wall {naive.wall / kit.wall:.1f}x, "
+                f"CPU {naive.cpu / kit.cpu:.1f}x"
             )
         print(f"total time: {time.perf_counter() - started:.1f} s")
-        print(headline(args.headline, naive, kit))
-        everything = [*runs, *history]
-        return 0 if all(r.ok for _, r in everything) and (naive is None or naive.ok) else 1
+        print(headline(args.headline, rounds, kit))
+        everything = [r for _, r in [*runs, *history]] + [r.kit for r in rounds]
+        return 0 if all(r.ok for r in everything) and naive.ok else 1
 
 
 if __name__ == "__main__":
