@@ -73,6 +73,64 @@ def test_trend_chart_fits_its_widest_labels_inside_the_figure():
         assert not one.overlaps(other)
 
 
+def _widest_charts() -> dict[str, Figure]:
+    """Each chart placed by `plots.fit_axes`, with the longest names and the widest amounts."""
+    names = [f"{HOSTILE_TEXTS[3]} {n}" for n in range(6)] + ["$\\frac{1}$ Ltd", "Ромашка $5"]
+    amounts = [-1.2345e9 + 3.3e8 * n for n in range(len(names))]
+    managers = pd.DataFrame({"name": names, "score": [0.05 + 0.3 * n for n in range(8)]})
+    profit = pd.DataFrame({"Manager": names, "Revenue": amounts, "Net profit": amounts[::-1]})
+    products = pd.DataFrame({"Product": names, "Revenue": amounts})
+    steps = pd.DataFrame({"label": names[:5], "contribution": [-7.7e8, 1.2e9, -3e8, 5e8, 9e8]})
+    title = f"Revenue: from {names[0]} to {names[1]}, a gap explained by every driver"
+    history = pd.Series(
+        [1.2345e9 + 1e8 * (n % 5) for n in range(18)],
+        index=pd.period_range("2025-04", periods=18, freq="M"),
+    )
+    future = pd.DataFrame(
+        {
+            "month": pd.period_range("2026-10", periods=3, freq="M"),
+            "forecast": [1.3e9, 1.4e9, 1.5e9],
+            "lower": [1.1e9, 1.1e9, 1.1e9],
+            "upper": [1.6e9, 1.8e9, 2.0e9],
+            "naive": [1.2e9, 1.3e9, 1.35e9],
+            "plan": [1.25e9, 1.5e9, 1.6e9],
+        }
+    )
+    return {
+        "score": plots.score_chart(managers),
+        "profit": plots.profit_chart(profit, "RUB"),
+        "share": plots.share_chart(products, "Product", "RUB"),
+        "waterfall": plots.waterfall_chart(steps, names[0], names[1], "RUB", title, start=-1e9),
+        "forecast": plots.forecast_chart(history, future, "RUB"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["score", "profit", "share", "waterfall", "forecast"])
+def test_a_chart_placed_by_its_labels_keeps_them_all_inside_the_figure(kind, caplog):
+    """Without a layout engine, `fit_axes` must still make room for the widest labels (names
+    shortened to the limit, amounts in billions, rotated ticks, a wrapped title), and leave the
+    plot most of the figure."""
+    figure = _widest_charts()[kind]
+    assert figure.get_layout_engine() is None
+    _draw_quietly(figure, caplog)
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    page, plot = figure.bbox, ax.get_window_extent(renderer)
+    texts = [ax.title, ax.xaxis.label, ax.yaxis.label]
+    for axis in (ax.xaxis, ax.yaxis):  # the ticks drawn: those within the axis' range
+        low, high = sorted(axis.get_view_interval())
+        texts += [t.label1 for t in axis.get_major_ticks() if low <= t.get_loc() <= high]
+    for text in texts:
+        if text.get_visible() and text.get_text():
+            box = text.get_window_extent(renderer)
+            inside = page.x0 <= box.x0 and box.x1 <= page.x1
+            inside = inside and page.y0 <= box.y0 and box.y1 <= page.y1
+            assert inside, f"{text.get_text()!r} at {box} leaves the figure {page}"
+    box = ax.get_tightbbox(renderer)
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    assert plot.width > 0.4 * page.width and plot.height > 0.3 * page.height
+
+
 def test_short_label_keeps_a_name_that_fits_up_to_the_exact_limit():
     assert "Anna Petrova" == plots.short_label("Anna Petrova")
     assert "x" * 32 == plots.short_label("x" * 32)
