@@ -17,21 +17,25 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import math
 import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import pandas as pd
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Integer, List
+from traitlets import Integer, List, Type
 
 from kpilib.history import keep_window, window_shown
 from kpilib.metrics import department_deals, keep_lookups
@@ -43,10 +47,41 @@ from kpilib.services import keep_company_values
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
+class PromptClient(AsyncKernelClient):
+    """A client that starts work as soon as its kernel answers.
+
+    jupyter_client's `wait_for_ready`, once the kernel has answered on the shell and IOPub
+    channels, goes on reading IOPub until nothing has come for 0.2 s, to drop the kernel's
+    start-up messages: 0.2 s of idle time per report. nbclient reads only the messages that
+    answer its own requests (by their parent's id), so nothing needs dropping.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
+        """Return once the kernel answers a kernel_info request on shell and speaks on IOPub.
+
+        Raises:
+            RuntimeError: The kernel died, or did not answer within `timeout` seconds.
+        """
+        deadline = time.monotonic() + (math.inf if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            with contextlib.suppress(Empty):
+                reply = await self.get_shell_msg(timeout=1)
+                if reply["msg_type"] == "kernel_info_reply":
+                    await self.get_iopub_msg(timeout=0.2)  # the status of that request
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self.is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+
 class ForkedKernelManager(AsyncKernelManager):
     """The manager of a kernel that `fork_kernel` started: nbclient talks to it through the
     connection file; this manager only watches, interrupts and stops the process."""
 
+    client_factory = Type(PromptClient, klass=AsyncKernelClient)
     pid = Integer(0, help="The kernel's process id.")
     _exit_status: int | None = None
     _clients = List()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from kpilib import sources
 from kpilib.errors import ReportError
 from kpilib.history import window_shown
-from kpilib.kernels import fork_kernel, warm_data
+from kpilib.kernels import PromptClient, fork_kernel, warm_data
 from kpilib.metrics import deals_with_department
 from kpilib.params import load_scheme
 from kpilib.progress import BatchProgress
@@ -121,6 +123,33 @@ def test_a_kernel_leaves_no_process_and_no_connection_file(tmp_path):
     assert folder.is_dir() and manager.pid in _children()
     manager.stop()
     assert not folder.exists() and manager.pid not in _children()
+
+
+def test_a_forked_kernels_client_starts_at_once_and_reads_only_its_cells_outputs(tmp_path):
+    """The client does not wait for IOPub to fall quiet after start-up; the kernel's start-up
+    messages still never reach a cell's outputs."""
+    manager = fork_kernel(tmp_path)
+    try:
+        assert isinstance(manager.client(), PromptClient)
+    finally:
+        manager.stop()
+    nb = _run(tmp_path, "first", "print('first cell')", "1 + 1")
+    outputs = [cell.get("outputs", []) for cell in nb.cells if cell.cell_type == "code"]
+    assert [{"output_type": "stream", "name": "stdout", "text": "first cell\n"}] == [
+        {key: output[key] for key in ("output_type", "name", "text")} for output in outputs[-2]
+    ]
+    assert ["2"] == [output["data"]["text/plain"] for output in outputs[-1]]
+
+
+def test_waiting_for_a_dead_kernel_fails_at_once(tmp_path):
+    manager = fork_kernel(tmp_path)
+    try:
+        client = manager.client()
+        os.kill(manager.pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="Kernel died"):
+            asyncio.run(client.wait_for_ready(timeout=30))
+    finally:
+        manager.stop()
 
 
 def test_a_kernel_that_dies_is_told_as_such_and_reaped(tmp_path):
