@@ -300,7 +300,9 @@ def _run(args: argparse.Namespace) -> int:
     # A scheduler stopping the batch (SIGTERM) stops its workers and releases the lock too.
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        with batch_lock(args.out):
+        # What is in memory now (the kit and the libraries) lives as long as the batch: while
+        # the batch reads and prepares the data, the garbage collector need not walk it again.
+        with batch_lock(args.out), kernels.frozen_heap():
             return _run_batch(args)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -156,7 +156,9 @@ def frozen_heap() -> Iterator[None]:
     and writing their collector headers copies their memory pages into the child: measured on
     the demo, about a third of a monthly report's CPU. This process, once the block ends,
     collects as before (`gc.freeze`, `gc.unfreeze`), unless it was frozen already: a report's
-    worker, itself forked in such a block, stays frozen while it forks the kernel.
+    worker, itself forked in such a block, stays frozen while it forks the kernel, and so does
+    a batch that runs inside such a block from its start (its collections while it reads and
+    prepares the data then skip the libraries it imported).
     """
     frozen = gc.get_freeze_count() > 0
     gc.freeze()
