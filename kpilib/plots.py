@@ -211,10 +211,11 @@ def fit_axes(figure: Figure, ax: Axes, pad: float = 0.05) -> None:
 
     What matplotlib's constrained layout does for a single axes, from the measured size of each
     text around it, but once, when the chart is made: the layout engine instead measures every
-    artist of the figure twice more each time the figure is drawn, about a fifth of drawing a
-    report's chart. The figure must have been made without a layout engine
-    (``new_figure(..., layout=None)``). Text inside the axes (bar labels, legends) is the
-    chart's own business.
+    artist of the figure twice more each time the figure is drawn (a report's bar, waterfall and
+    forecast charts drew in 0.17 s with it, 0.11 s without). The figure must have been made
+    without a layout engine (``new_figure(..., layout=None)``). Text inside the axes (bar labels,
+    legends) is the chart's own business. Texts that would leave the axes less than a fifth of
+    the figure are let overflow instead.
 
     Args:
         figure: The figure, holding `ax` only.
@@ -228,8 +229,12 @@ def fit_axes(figure: Figure, ax: Axes, pad: float = 0.05) -> None:
         ax.set_position(
             [left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height]
         )
-        need = _room_around(ax, renderer, figure.dpi)
-        left, bottom, right, top = (max(pad, side + pad) for side in need)
+        left, bottom, right, top = (
+            max(pad, side + pad) for side in _room_around(ax, renderer, figure.dpi)
+        )
+        # However long the labels, the plot keeps at least a fifth of each dimension.
+        squeeze = min(1.0, 0.8 * width / (left + right), 0.8 * height / (bottom + top))
+        left, right, bottom, top = (side * squeeze for side in (left, right, bottom, top))
 
 
 def _room_around(ax: Axes, renderer: RendererBase, dpi: float) -> tuple[float, float, float, float]:

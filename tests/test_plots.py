@@ -131,6 +131,18 @@ def test_a_chart_placed_by_its_labels_keeps_them_all_inside_the_figure(kind, cap
     assert plot.width > 0.4 * page.width and plot.height > 0.3 * page.height
 
 
+def test_fit_axes_keeps_a_fifth_of_a_figure_too_small_for_its_labels():
+    figure = plots.new_figure(1.5, 1.0, "Too small", layout=None)
+    ax = figure.subplots()
+    ax.barh([0, 1], [1e9, 2e9])
+    ax.set_yticks([0, 1], labels=["x" * 32, "y" * 32])
+    ax.set(title="A title", xlabel="Revenue, RUB", ylabel="Manager")
+    plots.fit_axes(figure, ax)
+    box = ax.get_position()
+    assert box.width >= 0.2 - 1e-9 and box.height >= 0.2 - 1e-9
+    assert 0 <= box.x0 and box.x1 <= 1 and 0 <= box.y0 and box.y1 <= 1
+
+
 def test_short_label_keeps_a_name_that_fits_up_to_the_exact_limit():
     assert "Anna Petrova" == plots.short_label("Anna Petrova")
     assert "x" * 32 == plots.short_label("x" * 32)
