@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kpilib.errors import DataContractError
 from kpilib.testing import vasily_valery, vasily_valery_tables
-from kpilib.validation import DATE_RULE, _is_in, validate_tables
+from kpilib.validation import _TIME_ZONE, DATE_RULE, _is_in, validate_tables, zoned
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -322,6 +322,41 @@ def test_an_ambiguous_local_date_format_is_refused_not_guessed(text):
 def test_a_timestamp_with_a_time_zone_is_refused_rather_than_shifted(text):
     [line] = lines_with(contract_error(broken("deals", 2, created_on=text)), "deals.created_on")
     assert "no time zone" in line and [2] == reported_rows(line)
+
+
+_DIGIT = st.sampled_from(["0", "1", "9", "\u0663"])  # U+0663: an Arabic-Indic digit
+_TIMESTAMPS = st.tuples(
+    st.sampled_from(["", "2025-03-31 ", "2025-03-31T", "x"]),
+    st.lists(_DIGIT, min_size=2, max_size=2).map("".join),
+    st.sampled_from([":", "."]),
+    st.lists(_DIGIT, min_size=1, max_size=2).map("".join),
+    st.sampled_from(["", ":00", ":00.5", ":0"]),
+    st.sampled_from(["", " ", "  ", "\n", "\x0b", "\u00a0", "\t"]),
+    st.sampled_from(["", "Z", "z", "+03", "-0500", "+03:00", "-", "+3", "-05:0"]),
+    st.sampled_from(["", "a", "\n", " "]),
+).map("".join)
+_SCRAPS = st.lists(
+    st.sampled_from(["1", "0", "\u0663", ":", ".", "+", "-", "Z", " ", "\n", "\x0b", "T"]),
+    max_size=14,
+).map("".join)
+
+
+@given(st.lists(st.one_of(st.none(), _TIMESTAMPS, _SCRAPS), max_size=20))
+def test_zoned_finds_exactly_what_the_time_zone_pattern_finds(values):
+    """The Arrow pre-test may only narrow the work: the result is Python's re's, value by value
+    (Unicode digits, a newline or a vertical tab before the zone, lower-case z included)."""
+    text = pd.Series(values, dtype="str")
+    expected = text.str.contains(_TIME_ZONE, regex=True, na=False)
+    assert expected.tolist() == zoned(text).tolist()
+
+
+def test_zoned_reads_designators_after_any_time_of_day():
+    text = pd.Series(
+        ["2025-03-31 22:00Z", "2025-03-31T23:30:00+03:00", "2025-03-31 10:00 -0500", None]
+        + ["2025-03-31 22:00", "2025-03-31", "12:30-", "2025-03-31 22:00\n+03:00"],
+        dtype="str",
+    )
+    assert [True, True, True, False, False, False, False, True] == zoned(text).tolist()
 
 
 def test_iso_dates_and_times_are_read_with_or_without_a_t():
