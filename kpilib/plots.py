@@ -206,7 +206,7 @@ def new_figure(
     return figure
 
 
-def fit_axes(figure: Figure, ax: Axes, pad: float = 0.05) -> None:
+def fit_axes(ax: Axes, pad: float = 0.05) -> None:
     """Place a figure's one axes so that its tick labels, axis labels and title fit the figure.
 
     What matplotlib's constrained layout does for a single axes, from the measured size of each
@@ -218,10 +218,10 @@ def fit_axes(figure: Figure, ax: Axes, pad: float = 0.05) -> None:
     the figure are let overflow instead.
 
     Args:
-        figure: The figure, holding `ax` only.
-        ax: Its axes, with everything drawn and labelled.
+        ax: The figure's only axes, with everything drawn and labelled.
         pad: Inches kept free between the outermost text and the figure's edge.
     """
+    figure = ax.figure
     renderer = FigureCanvasAgg(figure).get_renderer()
     width, height = (float(size) for size in figure.get_size_inches())
     left, bottom, right, top = pad, pad, pad, pad
@@ -331,7 +331,7 @@ def score_chart(managers: pd.DataFrame) -> Figure:
     ax.axvline(1.0, color="black", linewidth=1, linestyle="--")
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set(xlabel="Weighted KPI score (100% = every target met)", ylabel="")
-    fit_axes(figure, ax)
+    fit_axes(ax)
     return figure
 
 
@@ -372,7 +372,7 @@ def profit_chart(profit: pd.DataFrame, currency: str) -> Figure:
     ax.set(xlabel=f"Amount, {currency}", ylabel="")
     if drawn:
         ax.legend(title="", loc="lower right")
-    fit_axes(figure, ax)
+    fit_axes(ax)
     return figure
 
 
@@ -447,7 +447,7 @@ def share_chart(table: pd.DataFrame, label: str, currency: str) -> Figure:
     _hbars(ax, table[label].tolist(), table["Revenue"].astype(float).tolist(), PALETTE["profit"])
     ax.xaxis.set_major_formatter(money_axis(currency))
     ax.set(xlabel=f"Revenue, {currency}", ylabel="")
-    fit_axes(figure, ax)
+    fit_axes(ax)
     return figure
 
 
@@ -516,7 +516,7 @@ def waterfall_chart(
     ax.yaxis.set_major_formatter(money_axis(currency))
     ax.margins(y=0.12)
     ax.set(title=title, xlabel="", ylabel=f"Amount, {currency}")
-    fit_axes(figure, ax)
+    fit_axes(ax)
     return figure
 
 
@@ -632,5 +632,5 @@ def forecast_chart(
     ax.set(title="Monthly revenue: actual and forecast", xlabel="", ylabel=f"Revenue, {currency}")
     ax.tick_params(axis="x", labelrotation=45)
     ax.legend(loc="upper left", fontsize="small")
-    fit_axes(figure, ax)
+    fit_axes(ax)
     return figure

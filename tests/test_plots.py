@@ -137,7 +137,7 @@ def test_fit_axes_keeps_a_fifth_of_a_figure_too_small_for_its_labels():
     ax.barh([0, 1], [1e9, 2e9])
     ax.set_yticks([0, 1], labels=["x" * 32, "y" * 32])
     ax.set(title="A title", xlabel="Revenue, RUB", ylabel="Manager")
-    plots.fit_axes(figure, ax)
+    plots.fit_axes(ax)
     box = ax.get_position()
     assert box.width >= 0.2 - 1e-9 and box.height >= 0.2 - 1e-9
     assert 0 <= box.x0 and box.x1 <= 1 and 0 <= box.y0 and box.y1 <= 1
