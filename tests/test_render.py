@@ -60,6 +60,11 @@ def _report_notebook(path: Path) -> Path:
                 "chart.subplots().bar(['a'], [1])\n"
                 "chart"
             ),
+            v4.new_code_cell(
+                "from IPython.display import HTML, Markdown, display\n"
+                "display(Markdown('*MARKDOWN-OUTPUT*'), HTML('<b>HTML-OUTPUT</b>'))\n"
+                "'TEXT-RESULT'"
+            ),
             _tagged(v4.new_code_cell("print('HIDDEN-OUTPUT')"), "remove_output"),
             _tagged(v4.new_markdown_cell("REMOVED-CELL"), "remove_cell"),
         ),
@@ -224,7 +229,24 @@ def test_html_table_of_contents_links_resolve_to_headings(report_html: str) -> N
     assert report_html.index("</nav>") < report_html.index("VALUE 50")
     # After the title, before the first section.
     assert report_html.index(">Monthly report<") < toc.start() < report_html.index("<h2")
-    assert report_html[toc.end() :].lstrip().startswith('<div class="jp-Cell ')  # between cells
+    assert re.match(r'\s*<div [^<>]*\bclass="jp-Cell ', report_html[toc.end() :])  # between cells
+
+
+def test_html_lets_the_keyboard_reach_every_output(report_html: str) -> None:
+    """Each output area takes the focus (a wide table scrolls without a mouse), whatever its
+    kind: text, stream, Markdown, HTML, chart."""
+    areas = re.findall(r"<div [^<>]*\bjp-OutputArea-output\b[^<>]*>", report_html)
+    kinds = {kind for area in areas for kind in re.findall(r"\bjp-Rendered(?!HTMLCommon)\w+", area)}
+
+    assert kinds == {
+        "jp-RenderedText",
+        "jp-RenderedMarkdown",
+        "jp-RenderedHTML",
+        "jp-RenderedImage",
+    }
+    assert all('tabindex="0"' in area for area in areas)
+    for marker in ("VALUE 50", "<em>MARKDOWN-OUTPUT</em>", "<b>HTML-OUTPUT</b>", "TEXT-RESULT"):
+        assert marker in report_html
 
 
 def test_html_title_is_escaped(report_html: str) -> None:
