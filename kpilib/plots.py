@@ -206,6 +206,17 @@ def new_figure(
     return figure
 
 
+def set_title(ax: Axes, title: str) -> None:
+    """Title the axes just above its top edge, where a report chart draws nothing else.
+
+    Otherwise matplotlib places a title again at every draw, clear of whatever the axes shows
+    above its top edge, and measures the y axis once more to do so: half of a trend chart's
+    drawing time. Report charts keep their x axis at the bottom, so the title lands where
+    matplotlib would have put it.
+    """
+    ax.set_title(title, y=1.0)
+
+
 def fit_axes(ax: Axes, pad: float = 0.05) -> None:
     """Place a figure's one axes so that its tick labels, axis labels and title fit the figure.
 
@@ -426,7 +437,8 @@ def trend_chart(trend: pd.DataFrame, metrics: tuple[str, ...], currency: str) ->
             ax.yaxis.set_major_formatter(money_axis(currency))
         elif unit == "share":
             ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set(title=METRICS[metric].label, xlabel="", ylabel="")
+        set_title(ax, METRICS[metric].label)
+        ax.set(xlabel="", ylabel="")
         ax.tick_params(axis="x", labelrotation=45)
     for ax in axes[len(metrics) :]:
         ax.set_visible(False)
@@ -515,7 +527,8 @@ def waterfall_chart(
     ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
     ax.yaxis.set_major_formatter(money_axis(currency))
     ax.margins(y=0.12)
-    ax.set(title=title, xlabel="", ylabel=f"Amount, {currency}")
+    set_title(ax, title)
+    ax.set(xlabel="", ylabel=f"Amount, {currency}")
     fit_axes(ax)
     return figure
 
@@ -629,7 +642,8 @@ def forecast_chart(
         )
     ax.yaxis.set_major_formatter(money_axis(currency))
     ax.set_ylim(bottom=0)
-    ax.set(title="Monthly revenue: actual and forecast", xlabel="", ylabel=f"Revenue, {currency}")
+    set_title(ax, "Monthly revenue: actual and forecast")
+    ax.set(xlabel="", ylabel=f"Revenue, {currency}")
     ax.tick_params(axis="x", labelrotation=45)
     ax.legend(loc="upper left", fontsize="small")
     fit_axes(ax)

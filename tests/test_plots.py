@@ -143,6 +143,26 @@ def test_fit_axes_keeps_a_fifth_of_a_figure_too_small_for_its_labels():
     assert 0 <= box.x0 and box.x1 <= 1 and 0 <= box.y0 and box.y1 <= 1
 
 
+@pytest.mark.parametrize("rotation", [0, 45])
+def test_set_title_puts_the_title_where_matplotlib_places_it_on_a_chart(rotation: int):
+    """The fixed title lands exactly where matplotlib's own placement, redone at each draw,
+    puts it above a chart with its x axis at the bottom, rotated tick labels included."""
+
+    def drawn(title: object) -> tuple[float, ...]:
+        figure = plots.new_figure(6, 3, "Title", layout=None)
+        ax = figure.subplots()
+        ax.plot(pd.date_range("2026-01-31", periods=12, freq="ME"), range(12))
+        ax.tick_params(axis="x", labelrotation=rotation)
+        title(ax)
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        return tuple(ax.title.get_window_extent(canvas.get_renderer()).bounds)
+
+    fixed = drawn(lambda ax: plots.set_title(ax, "Revenue by month"))
+
+    assert fixed == drawn(lambda ax: ax.set_title("Revenue by month"))
+
+
 def test_short_label_keeps_a_name_that_fits_up_to_the_exact_limit():
     assert "Anna Petrova" == plots.short_label("Anna Petrova")
     assert "x" * 32 == plots.short_label("x" * 32)
