@@ -244,3 +244,30 @@ def test_a_forked_kernel_leaves_the_objects_it_inherited_to_no_collection(tmp_pa
     frozen = int(_text(nb).split("FROZEN ")[1].split()[0])
     assert frozen > 10_000  # the libraries and the data, at least
     assert before == gc.get_freeze_count() == 0
+
+
+def test_a_kernel_started_after_warm_up_imports_nothing_as_it_starts(tmp_path: Path) -> None:
+    """`warm_up` imports what a kernel imports only as it starts (its debugger, IPython's
+    magics), so no report's kernel spends its start importing; and it says nothing on stderr."""
+    import subprocess
+    import sys
+
+    from kpilib.kernels import warm_up
+
+    warm_up()
+    (tmp_path / "modules.txt").write_text("\n".join(sys.modules), encoding="utf-8")
+    nb = _run(
+        tmp_path,
+        "imports",
+        "import sys\n"
+        "known = set(open('modules.txt', encoding='utf-8').read().split())\n"
+        "print('NEW', sorted(set(sys.modules) - known))",
+    )
+    assert "NEW []" in _text(nb)
+    quiet = subprocess.run(
+        [sys.executable, "-c", "from kpilib.kernels import warm_up; warm_up()"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert quiet.stderr == ""
