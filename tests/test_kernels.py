@@ -18,7 +18,7 @@ import pytest
 from kpilib import sources
 from kpilib.errors import ReportError
 from kpilib.history import window_shown
-from kpilib.kernels import PromptClient, fork_kernel, warm_data
+from kpilib.kernels import KERNEL_GC_THRESHOLD, PromptClient, fork_kernel, warm_data
 from kpilib.metrics import deals_with_department
 from kpilib.params import load_scheme
 from kpilib.progress import BatchProgress
@@ -239,11 +239,18 @@ def test_a_forked_kernel_leaves_the_objects_it_inherited_to_no_collection(tmp_pa
     import gc
 
     before = gc.get_freeze_count()
-    nb = _run(tmp_path, "frozen", "import gc\nprint('FROZEN', gc.get_freeze_count())")
+    nb = _run(
+        tmp_path,
+        "frozen",
+        "import gc\nprint('FROZEN', gc.get_freeze_count(), 'YOUNGEST', gc.get_threshold()[0])",
+    )
 
     frozen = int(_text(nb).split("FROZEN ")[1].split()[0])
     assert frozen > 10_000  # the libraries and the data, at least
     assert before == gc.get_freeze_count() == 0
+    # and collects its youngest objects less often than this process does
+    assert f"YOUNGEST {KERNEL_GC_THRESHOLD}" in _text(nb)
+    assert gc.get_threshold()[0] < KERNEL_GC_THRESHOLD
 
 
 def test_a_kernel_started_after_warm_up_imports_nothing_as_it_starts(tmp_path: Path) -> None:
