@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kpilib.display import NO_DATA, fmt, fmt_met, is_known, month_name
@@ -260,7 +261,8 @@ def service_links(
             if level["reason"]:
                 rows.append(_skipped(source, level, period, sales_department_id))
                 continue
-            row = _link(source, level, period, sales_department_id, _monthly(source, level, months))
+            compliance = _by_service(source, level, months)
+            row = _link(source, level, period, sales_department_id, compliance)
             row.update(_slip_context(source, level, period, sales_department_id, row))
             row["sentence"] = _sentence(source, row, period, sales_department_id)
             rows.append(row)
@@ -284,8 +286,11 @@ def keep_company_values(
     linked = [period - offset for offset in range(USUAL_MONTHS, -1, -1)]
     history = [pd.Period(month, "M") for month in months]
     for level in _usable(scheme).to_dict("records"):
-        _monthly(source, level, linked)
-        _monthly(source, level, history)
+        _by_service(source, level, linked)
+        _by_service(source, level, history)
+        for month in dict.fromkeys([*linked, *history]):
+            if source.covers(month):
+                source.department_items(level["metric"], month, "")
 
 
 def service_table(links: pd.DataFrame) -> pd.DataFrame:
@@ -343,7 +348,7 @@ def service_history(
         source = _source(crm)
         rows = []
         for level in levels.to_dict("records"):
-            compliance = _monthly(source, level, periods)
+            compliance = _by_service(source, level, periods)
             for period in periods:
                 link = _link(source, level, period, sales_department_id, compliance)
                 rows.append({"month": period, **link})
@@ -395,6 +400,10 @@ class _Source:
         # every sales department's report, so computed once per source (do not modify them).
         self.monthly: dict[Hashable, pd.DataFrame] = {}
         self.weekly: dict[Hashable, pd.DataFrame] = {}
+        # The same values by service department (`_by_service`), and each month's items by
+        # sales department (`department_items`): what every link looks up.
+        self.by_service: dict[Hashable, dict[str, list[tuple[pd.Period, float]]]] = {}
+        self._by_department: dict[tuple[str, pd.Period], dict[str, pd.DataFrame]] = {}
 
     def name(self, department_id: str) -> str:
         """A department's name (its id when unnamed)."""
@@ -430,6 +439,16 @@ class _Source:
         """The metric's items dated in the month."""
         name = f"service items of {metric}"
         return rows_in_period(self.crm, name, self.items(metric), "date", period)
+
+    def department_items(self, metric: str, period: pd.Period, department_id: str) -> pd.DataFrame:
+        """A sales department's items of the metric dated in the month, in their order (the
+        month's items are split by department once; do not modify them)."""
+        key = (metric, period)
+        if key not in self._by_department:
+            items = self.month_items(metric, period)
+            self._by_department[key] = dict(iter(items.groupby("department_id", sort=False)))
+        found = self._by_department[key].get(department_id)
+        return self.items(metric).iloc[0:0] if found is None else found
 
 
 def _items(crm: CRM, metric: str) -> pd.DataFrame:
@@ -490,8 +509,7 @@ def _own(source: _Source, metric: str, period: pd.Period, department_id: str) ->
     """A sales department's items of the month (none when the data does not cover it)."""
     if not source.covers(period):
         return source.items(metric).iloc[0:0]
-    items = source.month_items(metric, period)
-    return items.loc[items["department_id"].eq(department_id)]
+    return source.department_items(metric, period, department_id)
 
 
 # --- monthly and weekly values ------------------------------------------------------------------
@@ -511,6 +529,23 @@ def _monthly(source: _Source, level: dict[str, Any], periods: list[pd.Period]) -
     if key not in source.monthly:
         source.monthly[key] = _monthly_values(source, level, periods)
     return source.monthly[key]
+
+
+def _by_service(
+    source: _Source, level: dict[str, Any], periods: list[pd.Period]
+) -> dict[str, list[tuple[pd.Period, float]]]:
+    """`_monthly`'s values as (month, actual) pairs per service department, in its row order
+    (kept)."""
+    key = (_level_key(level), tuple(periods))
+    if key not in source.by_service:
+        table = _monthly(source, level, periods)
+        pairs: dict[str, list[tuple[pd.Period, float]]] = {}
+        for service, month, actual in zip(
+            table["service_department_id"], table["month"], table["actual"], strict=True
+        ):
+            pairs.setdefault(service, []).append((month, float(actual)))
+        source.by_service[key] = pairs
+    return source.by_service[key]
 
 
 def _monthly_values(
@@ -677,9 +712,10 @@ def _link(
     level: dict[str, Any],
     period: pd.Period,
     sales_department_id: str,
-    compliance: pd.DataFrame,
+    compliance: dict[str, list[tuple[pd.Period, float]]],
 ) -> dict[str, Any]:
-    """The sales department's KPI in the month and the service department responsible for it."""
+    """The sales department's KPI in the month and the service department responsible for it,
+    beside that department's company-wide values (`compliance`, from `_by_service`)."""
     own = _own(source, level["metric"], period, sales_department_id)
     values = own["value"].dropna()
     actual = float(values.mean()) if len(values) else math.nan
@@ -690,10 +726,10 @@ def _link(
         share = float(shortfall[responsible] / shortfall.sum())
     elif len(own):
         responsible = _largest(own.groupby("service").size())
-    theirs = compliance.loc[compliance["service_department_id"].eq(responsible)]
-    now = theirs.loc[theirs["month"].eq(period), "actual"]
-    before = theirs.loc[theirs["month"].lt(period), "actual"]
-    service_value = float(now.iloc[0]) if len(now) else math.nan
+    theirs = compliance.get(responsible, []) if responsible is not None else []
+    now = [actual for month, actual in theirs if month == period]
+    before = [actual for month, actual in theirs if month < period and not math.isnan(actual)]
+    service_value = now[0] if now else math.nan
     service_met = is_met(service_value, level["target"], level["polarity"])
     return {
         **_level_fields(level),
@@ -704,7 +740,7 @@ def _link(
         "responsible": None if responsible is None else source.name(responsible),
         "shortfall_share": share,
         "service_value": service_value,
-        "service_usual": float(before.median()) if before.notna().any() else math.nan,
+        "service_usual": float(np.median(before)) if before else math.nan,
         "service_missed": None if service_met is None else not service_met,
     }
 

@@ -483,3 +483,19 @@ def test_the_service_table_is_text_for_the_report(slip_links):
     }
     assert expected == table.iloc[0].to_dict()
     assert table.map(lambda cell: isinstance(cell, str)).all().all()
+
+
+def test_a_link_gives_the_responsible_departments_value_and_its_usual_from_the_compliance_table(
+    demo, funnel, slip_links
+):
+    """The month's value is its row of `service_compliance`; the usual value is the median of
+    its known values in the six months before, whatever month and department."""
+    for (department, month), links in slip_links.items():
+        months = [month - offset for offset in range(6, -1, -1)]
+        table = service_compliance(demo, funnel, months)
+        for kpi, row in links.iterrows():
+            theirs = table.loc[
+                table["service_department_id"].eq(row["responsible_id"]) & table["kpi"].eq(kpi)
+            ].set_index("month")["actual"]
+            assert theirs[month] == row["service_value"], (department, month, kpi)
+            assert theirs[months[:-1]].median() == row["service_usual"], (department, month, kpi)
