@@ -235,8 +235,9 @@ def fit_axes(ax: Axes, pad: float = 0.05) -> None:
     figure = ax.figure
     renderer = FigureCanvasAgg(figure).get_renderer()
     width, height = (float(size) for size in figure.get_size_inches())
-    left, bottom, right, top = pad, pad, pad, pad
+    margins = (pad, pad, pad, pad)
     for _ in range(3):  # ticks may change with the axes' size: measure again where they land
+        left, bottom, right, top = margins
         ax.set_position(
             [left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height]
         )
@@ -245,7 +246,10 @@ def fit_axes(ax: Axes, pad: float = 0.05) -> None:
         )
         # However long the labels, the plot keeps at least a fifth of each dimension.
         squeeze = min(1.0, 0.8 * width / (left + right), 0.8 * height / (bottom + top))
-        left, right, bottom, top = (side * squeeze for side in (left, right, bottom, top))
+        placed, margins = margins, tuple(side * squeeze for side in (left, bottom, right, top))
+        # Measured where they were set (to a millionth of an inch): placing again changes nothing.
+        if max(abs(now - before) for now, before in zip(margins, placed, strict=True)) < 1e-6:
+            return
 
 
 def _room_around(ax: Axes, renderer: RendererBase, dpi: float) -> tuple[float, float, float, float]:
