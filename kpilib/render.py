@@ -168,8 +168,9 @@ def execute_notebook(
 
 class _Execution(NotebookExecutionManager):
     """Papermill's record of an execution, writing the notebook when the execution starts and
-    ends, not also as every cell starts and ends: those writes (the whole notebook, charts
-    included, encoded and validated each time) cost a report more than a second."""
+    when it stops early, not also as every cell starts and ends: those writes (the whole
+    notebook, charts included, encoded and validated each time) cost a report more than a
+    second."""
 
     on_cell: Callable[[str], None] | None = None
     _writing = True
@@ -226,9 +227,14 @@ class _Engine(NBClientEngine):
         execution.notebook_start()
         try:
             cls.execute_managed_notebook(execution, kernel_name, log_output=log_output, **kwargs)
-        finally:
+        except BaseException:
             execution.cleanup_pbar()
-            execution.notebook_complete()
+            execution.notebook_complete()  # written as far as it ran, for the audit
+            raise
+        execution.cleanup_pbar()
+        # Not written here: papermill writes the notebook as soon as the engine returns, after
+        # a failed cell too.
+        execution._quietly(execution.notebook_complete)
         return execution.nb
 
 
