@@ -19,6 +19,7 @@ import gc
 import importlib
 import io
 import math
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -27,10 +28,11 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from jupyter_client.asynchronous import AsyncKernelClient
@@ -38,13 +40,14 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Integer, List, Type
 
-from kpilib.history import keep_window, window_shown
+from kpilib.history import window_shown
 from kpilib.metrics import department_deals, keep_lookups
 from kpilib.params import Scheme
 from kpilib.schemas import CRM
-from kpilib.scoring import score_period
+from kpilib.scoring import Scorecard, keep_scorecard, score_period
 from kpilib.services import keep_company_values
 
+T = TypeVar("T")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 KERNEL_START_IMPORTS = (
     "cProfile",
@@ -272,16 +275,76 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
     the trend window before it) are scored for the whole company and kept, so that each
     report's `score_window` takes its department's rows instead of scoring them again, and the
     service departments' company-wide values of those months are kept too
-    (`services.keep_company_values`). The deals are split by department (`department_deals`) and
+    (`services.keep_company_values`); the older half of the window is scored in a forked
+    process meanwhile (`in_fork`). The deals are split by department (`department_deals`) and
     the lookups of the deal dimensions made (`metrics.keep_lookups`).
     """
     if trend_months is None:
         score_period(crm, scheme, month)
-    else:
-        keep_window(crm, scheme, month, trend_months)
-        keep_company_values(crm, scheme, month, [m for m, _ in window_shown(month, trend_months)])
+        _derive_for_reports(crm)
+        return
+    window = window_shown(month, trend_months)
+    # The older half of the window is scored in a fork, on another core, while this process
+    # scores the rest and derives everything else.
+    older = window[: len(window) // 2]
+
+    def score_older() -> list[Scorecard]:
+        return [score_period(crm, scheme, period, None, shown) for period, shown in older]
+
+    with in_fork(score_older) as cards:
+        for period, shown in window[len(older) :]:
+            keep_scorecard(crm, scheme, period, shown)
+        keep_company_values(crm, scheme, month, [m for m, _ in window])
+        _derive_for_reports(crm)
+        for (period, shown), card in zip(older, cards(), strict=True):
+            keep_scorecard(crm, scheme, period, shown, card)
+
+
+def _derive_for_reports(crm: CRM) -> None:
     department_deals(crm, "")  # splits the deals by department, for every report's analyses
     keep_lookups(crm)
+
+
+@contextlib.contextmanager
+def in_fork(work: Callable[[], T]) -> Iterator[Callable[[], T]]:
+    """Start `work` in a forked process; inside the block, what collects its result.
+
+    Collecting waits for the process and returns what `work` returned there (it must pickle),
+    or raises what it raised; should the process end without an answer, `work` is done here.
+    The process is stopped when the block ends, collected or not. Fork only from a process that
+    runs no threads holding locks (as `fork_kernel`).
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_answer, args=(work, sender), daemon=True)
+    process.start()
+    sender.close()
+
+    def collect() -> T:
+        try:
+            kind, value = receiver.recv()
+        except EOFError:  # it ended without answering
+            kind, value = "none", None
+        if kind == "raised":
+            raise value
+        return value if kind == "returned" else work()
+
+    try:
+        yield collect
+    finally:
+        receiver.close()
+        if process.is_alive():
+            process.kill()
+        process.join()
+
+
+def _answer(work: Callable[[], Any], sender: Connection) -> None:  # pragma: no cover - in a fork
+    try:
+        answer = ("returned", work())
+    except Exception as error:
+        answer = ("raised", error)
+    sender.send(answer)
+    sender.close()
 
 
 def warm_up() -> None:

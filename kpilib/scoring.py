@@ -366,15 +366,22 @@ def _card_key(scheme: Scheme, period: pd.Period, shown: tuple[str, ...] | None) 
 
 
 def keep_scorecard(
-    crm: CRM, scheme: Scheme, period: pd.Period, shown: tuple[str, ...] | None = None
+    crm: CRM,
+    scheme: Scheme,
+    period: pd.Period,
+    shown: tuple[str, ...] | None = None,
+    card: Scorecard | None = None,
 ) -> None:
     """Score the month for the whole company once and keep the card with the source.
 
     Every later `score_period` of one department on the same source, scheme, month and ``shown``
     then takes its rows from this card instead of scoring again: a batch of department reports
-    scores each month once, not once per report.
+    scores each month once, not once per report. A `card` scored already (by
+    ``score_period(crm, scheme, period, None, shown)``, in another process say) is kept as it is.
     """
-    crm.keep(_card_key(scheme, period, shown), score_period(crm, scheme, period, None, shown))
+    if card is None:
+        card = score_period(crm, scheme, period, None, shown)
+    crm.keep(_card_key(scheme, period, shown), card)
 
 
 def restrict(card: Scorecard, department_ids: Sequence[str]) -> Scorecard:

@@ -278,3 +278,37 @@ def test_a_kernel_started_after_warm_up_imports_nothing_as_it_starts(tmp_path: P
         check=True,
     )
     assert quiet.stderr == ""
+
+
+def test_in_fork_returns_what_the_work_returned_in_another_process() -> None:
+    from kpilib.kernels import in_fork
+
+    with in_fork(lambda: (os.getpid(), pd.Series([1.5, 2.5]).sum())) as result:
+        pid, total = result()
+    assert pid != os.getpid()
+    assert 4.0 == total
+
+
+def test_in_fork_raises_what_the_work_raised_there() -> None:
+    from kpilib.kernels import in_fork
+
+    def work() -> None:
+        raise ReportError(f"failed in {os.getpid()}")
+
+    with in_fork(work) as result, pytest.raises(ReportError, match="failed in") as caught:
+        result()
+    assert str(os.getpid()) not in str(caught.value)
+
+
+def test_in_fork_does_the_work_here_when_the_process_ends_without_an_answer() -> None:
+    from kpilib.kernels import in_fork
+
+    here = os.getpid()
+
+    def work() -> int:
+        if os.getpid() != here:
+            os._exit(3)  # the forked process dies
+        return here
+
+    with in_fork(work) as result:
+        assert here == result()
