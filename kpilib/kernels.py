@@ -15,6 +15,7 @@ other: it starts nothing, and it answers whether the kernel lives, interrupts it
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import io
@@ -275,18 +276,19 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
     the trend window before it) are scored for the whole company and kept, so that each
     report's `score_window` takes its department's rows instead of scoring them again, and the
     service departments' company-wide values of those months are kept too
-    (`services.keep_company_values`); the older half of the window is scored in a forked
-    process meanwhile (`in_fork`). The deals are split by department (`department_deals`) and
-    the lookups of the deal dimensions made (`metrics.keep_lookups`).
+    (`services.keep_company_values`); the older two thirds of the window are scored in a forked
+    process meanwhile (`in_fork`), while this process also warms up (`warm_up`). The deals are
+    split by department (`department_deals`) and the lookups of the deal dimensions made
+    (`metrics.keep_lookups`).
     """
     if trend_months is None:
         score_period(crm, scheme, month)
         _derive_for_reports(crm)
         return
     window = window_shown(month, trend_months)
-    # The older half of the window is scored in a fork, on another core, while this process
-    # scores the rest and derives everything else.
-    older = window[: len(window) // 2]
+    # The older two thirds of the window are scored in a fork, on another core, while this
+    # process scores the rest, derives everything else and warms up.
+    older = window[: len(window) * 2 // 3]
 
     def score_older() -> list[Scorecard]:
         return [score_period(crm, scheme, period, None, shown) for period, shown in older]
@@ -296,6 +298,7 @@ def warm_data(crm: CRM, scheme: Scheme, month: pd.Period, trend_months: int | No
             keep_scorecard(crm, scheme, period, shown)
         keep_company_values(crm, scheme, month, [m for m, _ in window])
         _derive_for_reports(crm)
+        warm_up()
         for (period, shown), card in zip(older, cards(), strict=True):
             keep_scorecard(crm, scheme, period, shown, card)
 
@@ -347,11 +350,12 @@ def _answer(work: Callable[[], Any], sender: Connection) -> None:  # pragma: no 
     sender.close()
 
 
+@functools.cache
 def warm_up() -> None:
     """Do in this process, once, the slow first-time work every report's kernel would repeat:
     import what the notebooks and the kernel import, and draw and export a first chart (fonts,
     text layout, PNG encoding). Charts are drawn off-screen without choosing pyplot's backend,
-    which stays for each kernel to set.
+    which stays for each kernel to set. Later calls do nothing.
     """
     import ipykernel.ipkernel  # noqa: F401
     import ipykernel.kernelapp  # noqa: F401

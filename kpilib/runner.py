@@ -440,7 +440,7 @@ def run_jobs(
         if on_done:
             on_done(outcome)
 
-    kernels.warm_up()  # once here, not in every report's kernel
+    kernels.warm_up()  # once in this process (done already if it prepared the data), not per kernel
     gc.collect()  # what is garbage now would stay in every frozen fork (`kernels.frozen_heap`)
     context = multiprocessing.get_context("fork")
     try:
