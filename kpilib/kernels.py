@@ -370,9 +370,12 @@ def warm_up() -> None:
     try:
         for name in KERNEL_START_IMPORTS:
             importlib.import_module(name)
-    finally:
-        os.environ.clear()
-        os.environ.update(environment)
+    finally:  # the environment as it was (debugpy sets variables of its own too)
+        for name in set(os.environ) - set(environment):
+            del os.environ[name]
+        for name, value in environment.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
     from matplotlib.figure import Figure
 
     import kpilib  # noqa: F401

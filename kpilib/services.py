@@ -288,7 +288,7 @@ def keep_company_values(
     for level in _usable(scheme).to_dict("records"):
         _by_service(source, level, linked)
         _by_service(source, level, history)
-        for month in dict.fromkeys([*linked, *history]):
+        for month in dict.fromkeys([*linked, *history]):  # split each month's items once
             if source.covers(month):
                 source.department_items(level["metric"], month, "")
 

@@ -255,7 +255,8 @@ def test_a_forked_kernel_leaves_the_objects_it_inherited_to_no_collection(tmp_pa
 
 def test_a_kernel_started_after_warm_up_imports_nothing_as_it_starts(tmp_path: Path) -> None:
     """`warm_up` imports what a kernel imports only as it starts (its debugger, IPython's
-    magics), so no report's kernel spends its start importing; and it says nothing on stderr."""
+    magics), so no report's kernel spends its start importing; and it says nothing on stderr and
+    leaves the environment as it was."""
     import subprocess
     import sys
 
@@ -272,7 +273,12 @@ def test_a_kernel_started_after_warm_up_imports_nothing_as_it_starts(tmp_path: P
     )
     assert "NEW []" in _text(nb)
     quiet = subprocess.run(
-        [sys.executable, "-c", "from kpilib.kernels import warm_up; warm_up()"],
+        [
+            sys.executable,
+            "-c",
+            "import os\nfrom kpilib.kernels import warm_up\n"
+            "before = dict(os.environ)\nwarm_up()\nassert dict(os.environ) == before",
+        ],
         capture_output=True,
         text=True,
         check=True,
