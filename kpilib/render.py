@@ -55,6 +55,8 @@ _CELL_START = re.compile(r'<div [^<>]*\bclass="jp-Cell ')
 """Where a notebook cell's markup begins in the page."""
 _HEADING = re.compile(r"<(h[23])\b.*?</\1>", re.DOTALL)
 """An h2 or h3 element of the page, with its content."""
+_OUTPUT_AREA = re.compile(r'(<div class="[^"<>]*\bjp-OutputArea-output\b[^"<>]*"[^<>]*?)>')
+"""The opening tag of an output area, as the template writes it (CRM text in it is escaped)."""
 # Anything the browser would fetch by itself when opening the page (or a link out of it).
 _REMOTE_REFERENCE = re.compile(
     r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*|url\(\s*["']?\s*|@import\s+["']?\s*)"""
@@ -341,8 +343,9 @@ class ReportExporter(HTMLExporter):
 
     `HTMLExporter` parses every page it renders with BeautifulSoup's pure-Python parser, only to
     give images without a description a default one and to make output areas focusable: a
-    third of a monthly report's export time. The report template writes both as it renders each
-    output instead (a chart's description as its ``alt``, ``tabindex="0"`` on every output area).
+    third of a monthly report's export time. Here the report template gives each chart its
+    description as its ``alt``, and the opening tags of the output areas the template wrote get
+    ``tabindex="0"``, so that a reader can scroll a wide table with the keyboard.
     Nor is the notebook validated again after each preprocessor: the preprocessors are
     nbconvert's own and the notebook was validated when it was read.
     """
@@ -362,7 +365,8 @@ class ReportExporter(HTMLExporter):
         )
         self.register_filter("highlight_code", highlight)
         self.register_filter("filter_data_type", data_type)
-        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        return _OUTPUT_AREA.sub(r'\1 tabindex="0">', page), resources
 
     def _validate_preprocessor(self, nbc: nbformat.NotebookNode, preprocessor: Any) -> None:
         """Leave the notebook as the preprocessor left it (see the class' description)."""
