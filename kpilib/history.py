@@ -16,7 +16,7 @@ import pandas as pd
 from kpilib.params import Scheme
 from kpilib.periods import months_ending
 from kpilib.schemas import CRM
-from kpilib.scoring import Scorecard, keep_scorecard, score_period
+from kpilib.scoring import Scorecard, score_period
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,3 @@ def score_window(
             for month, shown in window_shown(period, count)
         ]
     )
-
-
-def keep_window(crm: CRM, scheme: Scheme, period: pd.Period, count: int) -> None:
-    """Score the months of `score_window` for the whole company once and keep the cards, so
-    that each department's `score_window` on this source takes its rows from them."""
-    for month, shown in window_shown(period, count):
-        keep_scorecard(crm, scheme, month, shown)

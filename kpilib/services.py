@@ -288,9 +288,9 @@ def keep_company_values(
     for level in _usable(scheme).to_dict("records"):
         _by_service(source, level, linked)
         _by_service(source, level, history)
-        for month in dict.fromkeys([*linked, *history]):  # split each month's items once
+        for month in dict.fromkeys([*linked, *history]):
             if source.covers(month):
-                source.department_items(level["metric"], month, "")
+                source.by_department(level["metric"], month)
 
 
 def service_table(links: pd.DataFrame) -> pd.DataFrame:
@@ -440,14 +440,18 @@ class _Source:
         name = f"service items of {metric}"
         return rows_in_period(self.crm, name, self.items(metric), "date", period)
 
-    def department_items(self, metric: str, period: pd.Period, department_id: str) -> pd.DataFrame:
-        """A sales department's items of the metric dated in the month, in their order (the
-        month's items are split by department once; do not modify them)."""
+    def by_department(self, metric: str, period: pd.Period) -> dict[str, pd.DataFrame]:
+        """The metric's items dated in the month, split by sales department once (kept)."""
         key = (metric, period)
         if key not in self._by_department:
             items = self.month_items(metric, period)
             self._by_department[key] = dict(iter(items.groupby("department_id", sort=False)))
-        found = self._by_department[key].get(department_id)
+        return self._by_department[key]
+
+    def department_items(self, metric: str, period: pd.Period, department_id: str) -> pd.DataFrame:
+        """A sales department's items of the metric dated in the month, in their order (do not
+        modify them)."""
+        found = self.by_department(metric, period).get(department_id)
         return self.items(metric).iloc[0:0] if found is None else found
 
 

@@ -22,11 +22,11 @@ from kpilib.history import (
     HISTORY_METRICS,
     ScoreHistory,
     history_from,
-    keep_window,
     score_months,
     score_window,
     window_shown,
 )
+from kpilib.kernels import warm_data
 from kpilib.metrics import METRICS
 from kpilib.params import load_scheme
 from kpilib.scoring import _card_key, score_period
@@ -194,7 +194,7 @@ def test_a_departments_window_from_kept_company_cards_equals_scoring_it_alone(so
     must be exactly what scoring the department alone gives."""
     alone, batch = open_source(str(source)), open_source(str(source))
     period = pd.Period("2026-09", freq="M")
-    keep_window(batch, funnel, period, 6)
+    warm_data(batch, funnel, period, 6)  # as a batch does, part of it in a forked process
     kept = [batch.kept(_card_key(funnel, month, shown)) for month, shown in window_shown(period, 6)]
     assert 6 == sum(card is not None for card in kept)
 
