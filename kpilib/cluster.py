@@ -19,6 +19,8 @@ What the workers need:
 - For a database source, a URL that carries no password: the workers read it with their own
   credentials (``~/.pgpass`` or ``PGPASSWORD``), so no password travels to the scheduler, the
   workers or the executed notebooks. A URL with a password is refused before anything is sent.
+  ``kpi run`` hands the workers a PostgreSQL database in the snapshot the batch read
+  (`kpilib.sources.batch_source`): each monthly report reads its department's rows from it.
 - One thread per worker process (``dask worker ADDRESS --nthreads 1 --nworkers N``): papermill
   changes the process's working folder while it executes a notebook, which reports side by side
   in one process would share. Dask's nanny starts workers with single-threaded linear algebra,

@@ -15,11 +15,15 @@ import distributed
 import pandas as pd
 import psutil
 import pytest
+from postgres_support import SERVER, server, server_schema
 
 from kpilib import cluster, paths
 from kpilib.cluster import has_password, run_on_dask, scheduler_address
+from kpilib.database import write_database
 from kpilib.errors import ParamsError
+from kpilib.io import read_source
 from kpilib.runner import Job, Outcome, finish_batch, monthly_jobs, run_jobs
+from kpilib.schemas import MODELS
 from kpilib.testing import small_notebook
 
 PERIOD = "2026-09"
@@ -280,3 +284,38 @@ def test_kpi_run_with_an_executor_runs_the_batch_on_the_cluster(address, source,
     assert address == manifest["settings"]["executor"]
     assert ["ok"] == [report["status"] for report in manifest["reports"]]
     assert "south" in (out / "index.html").read_text()
+
+
+@server
+def test_a_batch_on_postgresql_hands_the_cluster_its_snapshot_not_a_copy(
+    address, source, local, tmp_path
+):
+    """Each report reads north's rows from the database, in the picture the batch read."""
+    from kpilib.cli import main
+
+    crm = read_source(source)
+    out = tmp_path / "reports"
+    with server_schema() as schema:
+        write_database(
+            {name: getattr(crm, name) for name in MODELS if crm.has(name)}, SERVER, schema=schema
+        )
+        url = f"{SERVER}?options=-csearch_path%3D{schema}"
+        argv = ["run", "monthly", "--data", url, "--out", str(out), "--period", PERIOD]
+        assert 0 == main([*argv, "--department", "north", "--executor", address])
+    folder = out / "monthly" / PERIOD
+    executed = json.loads((folder / "north.ipynb").read_text())
+    [given] = [
+        "".join(cell["source"])
+        for cell in executed["cells"]
+        if "injected-parameters" in cell["metadata"].get("tags", [])
+    ]
+    assert f'data = "{url}#snapshot=' in given
+    assert not list(out.glob(".kpi-batch-data*"))  # no copy of the data was made for the workers
+    html = (folder / "north.html").read_text()
+    assert f"{url} (department north)" in html  # the report says what it read
+    results = json.loads((folder / "north.kpis.json").read_text())
+    expected = json.loads(local.read_text())
+    del results["data_fingerprint"], expected["data_fingerprint"]
+    assert expected == results  # the same report as on the files
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert url == manifest["data"]["source"]
