@@ -43,7 +43,7 @@ from kpilib.runner import (
 )
 from kpilib.schemas import CRM, MODELS
 from kpilib.scoring import score_period, scorecard_json
-from kpilib.sources import batch_source, open_source, pinned
+from kpilib.sources import open_source, pinned, read_once
 from kpilib.tuning import whatif, whatif_table
 
 log = logging.getLogger("kpi")
@@ -314,16 +314,7 @@ def _stop(signum: int, _frame: object) -> None:
 
 def _run_batch(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
-    source = batch_source(
-        pinned(args.data), _mapping_file(args), args.out, remote=bool(args.executor)
-    )
-    with source as (crm, reports_data, mapping):
-        return _run_read_batch(args, started, crm, reports_data, mapping)
-
-
-def _run_read_batch(
-    args: argparse.Namespace, started: datetime, crm: CRM, data: str, mapping: Path | None
-) -> int:
+    data, crm = _open(args)
     quarterly = args.kind == "quarterly"
     period = resolve_quarter(args.period, crm) if quarterly else resolve_period(args.period, crm)
     label = str(period) if quarterly else f"{period:%Y-%m}"
@@ -335,7 +326,8 @@ def _run_read_batch(
             f"Unknown department(s) {', '.join(unknown)}; sales departments in "
             f"{crm.source}: {', '.join(known)}."
         )
-    return _run_reports(args, started, crm, period, label, chosen, data, mapping)
+    with read_once(data, crm, args.out, _mapping_file(args)) as (reports_data, mapping):
+        return _run_reports(args, started, crm, period, label, chosen, reports_data, mapping)
 
 
 def _run_reports(

@@ -19,8 +19,6 @@ What the workers need:
 - For a database source, a URL that carries no password: the workers read it with their own
   credentials (``~/.pgpass`` or ``PGPASSWORD``), so no password travels to the scheduler, the
   workers or the executed notebooks. A URL with a password is refused before anything is sent.
-  ``kpi run`` hands the workers a PostgreSQL database in the snapshot the batch read
-  (`kpilib.sources.batch_source`): each monthly report reads its department's rows from it.
 - One thread per worker process (``dask worker ADDRESS --nthreads 1 --nworkers N``): papermill
   changes the process's working folder while it executes a notebook, which reports side by side
   in one process would share. Dask's nanny starts workers with single-threaded linear algebra,
@@ -51,9 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from kpilib import snapshots
-from kpilib.database import has_password, is_database_url, safe_url
+from kpilib.database import is_database_url, safe_url
 from kpilib.errors import ParamsError, ReportError
 from kpilib.kernels import INLINE_BACKEND
 from kpilib.render import last_started_cell
@@ -104,6 +104,18 @@ def scheduler_address(address: str) -> str:
             "dask://HOST:PORT (or tcp://HOST:PORT), e.g. dask://scheduler.example:8786."
         )
     return f"tcp://{matched['host']}:{int(matched['port'])}"
+
+
+def has_password(data: str) -> bool:
+    """Whether `data` is a database URL that carries a password (``scheme://user:pass@host``,
+    or ``?password=`` in its query)."""
+    if not is_database_url(data):
+        return False
+    try:
+        parsed = make_url(data)
+    except (sa_exc.ArgumentError, ValueError):
+        return re.search(r"://[^/@]*:[^/]*@", data) is not None or "password=" in data
+    return parsed.password is not None or "password" in parsed.query
 
 
 def refuse_passwords(jobs: Iterable[Job]) -> None:

@@ -10,19 +10,13 @@ Values only ever travel as bound parameters; the only SQL text run as written is
 ``query:``, which is configuration. On PostgreSQL every table is read in one read-only
 ``REPEATABLE READ`` transaction: one consistent picture even while the CRM keeps writing.
 Every message names the database by `safe_url`, its password hidden.
-
-Many processes can read one picture: `exported_read` reads the database in a transaction it keeps
-open and hands out the URL with that transaction's snapshot (``postgresql://host/crm#snapshot=ID``,
-PostgreSQL's ``pg_export_snapshot``); a read of that URL, from any machine, sees exactly what the
-first read saw, for as long as the first transaction stays open.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +43,6 @@ _CLOSED_STAGES = ("won", "lost")
 _CONSISTENT_READ = {
     "postgresql": {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True},
 }
-SNAPSHOT_MARK = "#snapshot="
-"""What joins a database URL and the id of an exported snapshot to read in (`exported_read`)."""
-_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(?:-[0-9A-Fa-f]+){1,2}")  # as pg_export_snapshot() gives
 
 
 def is_database_url(text: str) -> bool:
@@ -73,54 +64,11 @@ def _parse(url: str) -> sa.URL:
 
 def safe_url(url: str) -> str:
     """The URL with its password hidden (``***``), fit for messages and provenance."""
-    url, mark, snapshot = url.partition(SNAPSHOT_MARK)
-    if mark:
-        return safe_url(url) + mark + snapshot
     try:
         shown = _parse(url).render_as_string(hide_password=True)
     except (sa_exc.ArgumentError, ValueError):
         shown = re.sub(r"(://[^/:@]*:).*@", r"\1***@", url)  # up to the last @: never less
     return _QUERY_PASSWORD.sub(r"\1***", shown)
-
-
-def has_password(data: str) -> bool:
-    """Whether `data` is a database URL that carries a password (``scheme://user:pass@host``,
-    or ``?password=`` in its query)."""
-    if not is_database_url(data):
-        return False
-    try:
-        parsed = make_url(data)
-    except (sa_exc.ArgumentError, ValueError):
-        return re.search(r"://[^/@]*:[^/]*@", data) is not None or "password=" in data
-    return parsed.password is not None or "password" in parsed.query
-
-
-def shares_snapshots(url: str) -> bool:
-    """Whether `exported_read` can share a picture of this database with other machines: a
-    PostgreSQL URL without a password (a password must not travel with the snapshot's URL)."""
-    if not is_database_url(url) or has_password(url):
-        return False
-    try:
-        return _parse(split_snapshot(url)[0]).get_backend_name() == "postgresql"
-    except (sa_exc.ArgumentError, ValueError):
-        return False
-
-
-def split_snapshot(url: str) -> tuple[str, str | None]:
-    """`url` without its ``#snapshot=ID`` (`exported_read`), and that ID (None without one).
-
-    Raises:
-        ParamsError: What follows the mark is not a PostgreSQL snapshot id.
-    """
-    base, mark, snapshot = url.partition(SNAPSHOT_MARK)
-    if not mark:
-        return url, None
-    if not _SNAPSHOT_ID.fullmatch(snapshot):
-        raise ParamsError(
-            f"{safe_url(base)}: {snapshot!r} after {SNAPSHOT_MARK!r} is not a PostgreSQL "
-            "snapshot id (as pg_export_snapshot() gives them, e.g. 00000003-0000001B-1)."
-        )
-    return base, snapshot
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -301,15 +249,12 @@ def _owned(
     department: str,
     dated: Mapping[str, list[sa.ColumnElement[bool]]],
 ) -> dict[str, sa.ColumnElement[bool]]:
-    """Per table, the rows a report on the department needs (managers, departments, requests:
-    all).
+    """Per table, the rows a report on the department needs (managers and departments: all).
 
     Deals: those of the department's managers, of their leads and of the department's
-    deliveries, every deal of the clients those deals serve (a client's first won deal anywhere
-    decides whether its deals are new business), and every deal with a delivery (a service
-    department's company-wide value pools every delivery, dated by its deal's close, as it pools
-    every request). Leads and plans: those of the department or of its managers. Each with the
-    rows that date the source (`_dating`).
+    deliveries, and every deal of the clients those deals serve (a client's first won deal
+    anywhere decides whether its deals are new business). Leads, requests and plans: those of the
+    department or of its managers. Each with the rows that date the source (`_dating`).
     """
     managers = tables["managers"]
     if not _has(managers, "manager_id", "department_id"):
@@ -330,10 +275,8 @@ def _owned(
             own.append(deals.c.deal_id.in_(delivered))
         if "client_id" in deals.c:
             own.append(deals.c.client_id.in_(_subquery(deals.c.client_id, sa.or_(*own))))
-        if _has(deals, "deal_id") and _has(deliveries, "deal_id"):
-            own.append(deals.c.deal_id.in_(_subquery(deliveries.c.deal_id)))
         owned["deals"] = sa.or_(*own, *dating["deals"])
-    for name in ("leads", "plans"):
+    for name in ("leads", "requests", "plans"):
         table = tables.get(name)
         owners = [table.c.department_id == unit] if _has(table, "department_id") else []
         owners += [table.c.manager_id.in_(staff)] if _has(table, "manager_id") else []
@@ -483,19 +426,16 @@ def read_database(
     - `until`: nothing after the month's end: deals and leads created and requests received up to
       it, plans up to that month, the deliveries of the deals kept (whatever their dates) and
       every lead a kept deal came from.
-    - `department`: managers, departments and requests whole; the deals of the department's
-      managers, of their leads and of the department's deliveries, every deal of the clients
-      those deals serve (a client's first won deal decides whether its deals are new business)
-      and every deal with a delivery (the service departments' company-wide values); the leads
-      and plans of the department or its managers; and the few rows that date the source (its
-      first deal and close, the latest of each activity date), so that the read covers the same
-      months as the whole source.
+    - `department`: managers and departments whole; the deals of the department's managers, of
+      their leads and of the department's deliveries, and every deal of the clients those deals
+      serve (a client's first won deal decides whether its deals are new business); the leads,
+      requests and plans of the department or its managers; and the few rows that date the
+      source (its first deal and close, the latest of each activity date), so that the read
+      covers the same months as the whole source.
 
-    The department and month score exactly as on the whole source, and a monthly report on the
-    department alone shows exactly what it shows on the whole source (`until` would cut what it
-    shows of the months after: the forecast's plans, a service slip followed past the month).
-    Only the fetched rows are validated. Rows whose filtered date, month or manager is empty are
-    fetched, so that validation refuses them. A column not stored with the type the filter compares
+    A report on that month and department scores exactly as on the whole source; only the
+    fetched rows are validated. Rows whose filtered date, month or manager is empty are fetched,
+    so that validation refuses them. A column not stored with the type the filter compares
     (a date stored as text) is not filtered.
 
     With a mapping, its ``table:`` sources are read whole and its ``query:`` sources as written
@@ -505,8 +445,7 @@ def read_database(
 
     Args:
         url: A SQLAlchemy URL; ``postgresql://`` is read with psycopg 3. A PostgreSQL URL may set
-            the schema as ``?options=-csearch_path%3D<schema>``, and end in ``#snapshot=ID`` to
-            read in a snapshot `exported_read` keeps open.
+            the schema as ``?options=-csearch_path%3D<schema>``.
         mapping: A mapping whose sources are database tables and queries.
         until: Only what a report on this month needs.
         department: Only what a report on this department (its id) needs.
@@ -521,7 +460,6 @@ def read_database(
             dates with a time zone, or breaks the contract (every problem at once).
         ParamsError: The URL is invalid, the mapping names files, or a mapping's query fails.
     """
-    url, snapshot = split_snapshot(url)
     shown = safe_url(url)
     where = shown + (f" (schema {schema})" if schema else "")
     if mapping is not None:
@@ -536,98 +474,15 @@ def read_database(
         _refuse_missing_file(engine.url, shown)
         options = _CONSISTENT_READ.get(engine.dialect.name, {})
         with _connect(engine, url, **options) as connection:
-            if snapshot is not None:
-                _join_snapshot(connection, snapshot, url)
-            raw = _read_raw(connection, url, where, mapping, schema, until, department)
+            if mapping is None:
+                raw = _read_contract(connection, url, where, schema, until, department)
+            else:
+                raw = {
+                    name: _read_mapped(connection, url, schema, name, spec)
+                    for name, spec in mapping.sources.items()
+                }
     finally:
         engine.dispose()
-    return _validated(raw, where, mapping, until, department)
-
-
-@contextmanager
-def exported_read(url: str, *, schema: str | None = None) -> Iterator[tuple[CRM, str]]:
-    """Read a PostgreSQL database whole, and keep its picture open for other processes.
-
-    The tables are read as `read_database` reads them, in a read-only ``REPEATABLE READ``
-    transaction that stays open until the ``with`` block ends. The URL yielded with them carries
-    that transaction's exported snapshot (``...#snapshot=ID``): `read_database` given it, from any
-    process or machine and with any filters, reads exactly the data this read saw, whatever the
-    CRM has written since. Once the block ends the snapshot is gone and such reads are refused.
-
-    While the block runs the database keeps the row versions the snapshot can see (as during a
-    long ``pg_dump``); a server that ends idle transactions
-    (``idle_in_transaction_session_timeout``) ends the snapshot with them.
-
-    Yields:
-        The validated tables and the URL of their snapshot.
-
-    Raises:
-        ParamsError: The URL is not a PostgreSQL one (other databases cannot share a snapshot),
-            or already names a snapshot.
-        DataContractError: As `read_database`.
-    """
-    base, snapshot = split_snapshot(url)
-    if snapshot is not None:
-        raise ParamsError(f"{safe_url(url)} already names a snapshot to read in.")
-    engine = engine_for(url)
-    if engine.dialect.name != "postgresql":
-        engine.dispose()
-        raise ParamsError(
-            f"{safe_url(url)}: only a PostgreSQL database can share one snapshot between processes."
-        )
-    where = safe_url(url) + (f" (schema {schema})" if schema else "")
-    try:
-        with _connect(engine, url, **_CONSISTENT_READ["postgresql"]) as connection:
-            exported = connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-            raw = _read_raw(connection, url, where, None, schema, None, None)
-            yield _validated(raw, where, None, None, None), f"{base}{SNAPSHOT_MARK}{exported}"
-    finally:
-        engine.dispose()
-
-
-def _join_snapshot(connection: sa.Connection, snapshot: str, url: str) -> None:
-    """Make the connection's transaction read in the exported snapshot (`exported_read`)."""
-    if connection.dialect.name != "postgresql":
-        raise ParamsError(
-            f"{safe_url(url)}: only a PostgreSQL database reads in an exported snapshot "
-            f"({SNAPSHOT_MARK}{snapshot})."
-        )
-    try:  # the id was checked against _SNAPSHOT_ID: hex digits and dashes only
-        connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-    except sa_exc.DBAPIError as error:
-        raise DataContractError(
-            f"Cannot read {safe_url(url)} in snapshot {snapshot}: {_reason(error, url)}. "
-            "An exported snapshot lives only while the batch that exported it runs; to read the "
-            f"database as it is now, give the URL without {SNAPSHOT_MARK}{snapshot}."
-        ) from None
-
-
-def _read_raw(
-    connection: sa.Connection,
-    url: str,
-    where: str,
-    mapping: SourceMapping | None,
-    schema: str | None,
-    until: pd.Period | None,
-    department: str | None,
-) -> dict[str, pd.DataFrame]:
-    """The contract's tables as filtered, or the mapping's sources, as fetched."""
-    if mapping is None:
-        return _read_contract(connection, url, where, schema, until, department)
-    return {
-        name: _read_mapped(connection, url, schema, name, spec)
-        for name, spec in mapping.sources.items()
-    }
-
-
-def _validated(
-    raw: dict[str, pd.DataFrame],
-    where: str,
-    mapping: SourceMapping | None,
-    until: pd.Period | None,
-    department: str | None,
-) -> CRM:
-    """The fetched tables validated, their source named with how they were read."""
     if mapping is None:
         filters = [f"until {until:%Y-%m}"] if until is not None else []
         filters += [f"department {department}"] if department is not None else []

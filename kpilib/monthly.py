@@ -81,19 +81,13 @@ class MonthlyReport:
 def prepare_monthly(**parameters: Any) -> MonthlyReport:
     """Validate the notebook's parameters, read the data and score the department's month.
 
-    A database is read for the department only (the filter runs in the database).
-
     Raises:
         ParamsError: A parameter is invalid or the department is not a sales department.
         DataContractError: The data source breaks the contract.
     """
     params = validate_report_parameters(MonthlyParams, parameters)
     crm, scheme_file, scheme = load_report_inputs(
-        params.data,
-        params.scheme,
-        params.technical_hour_cost,
-        params.mapping,
-        department=params.department,
+        params.data, params.scheme, params.technical_hour_cost, params.mapping
     )
     departments = sales_departments(crm)
     if params.department not in set(departments["department_id"]):

@@ -267,26 +267,19 @@ def validate_report_parameters(model: type[_Model], parameters: Mapping[str, Any
 
 
 def load_report_inputs(
-    data: str,
-    scheme: str,
-    technical_hour_cost: float | None,
-    mapping: str = "",
-    *,
-    department: str | None = None,
+    data: str, scheme: str, technical_hour_cost: float | None, mapping: str = ""
 ) -> tuple[CRM, Path, Scheme]:
     """A report's validated data source and scheme (with the run's hour cost), paths as given.
 
     Relative paths start at the kit's folder (`kpilib.paths.resolve`); `data` is any source
-    `kpilib.sources.open_source` reads, through `mapping` when one is given. A database without
-    a mapping is read for the `department` only (the filter runs in the database, see
-    `kpilib.database.read_database`); other sources are read whole.
+    `kpilib.sources.open_source` reads, through `mapping` when one is given.
 
     Returns:
         The data source, the scheme file's path and the scheme.
     """
     from kpilib.sources import open_source  # the sources read parameters' files too
 
-    crm = open_source(data, mapping or None, department=department)
+    crm = open_source(data, mapping or None)
     scheme_file = paths.resolve(scheme)
     return crm, scheme_file, load_scheme(scheme_file).with_hour_cost(technical_hour_cost)
 

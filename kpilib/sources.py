@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from kpilib import paths, snapshots
-from kpilib.database import exported_read, is_database_url, read_database, shares_snapshots
+from kpilib.database import is_database_url, read_database
 from kpilib.errors import ParamsError
 from kpilib.io import read_source
 from kpilib.mapping import load_mapping, read_mapped_folder
@@ -45,7 +45,6 @@ def open_source(
             for folders and databases (a snapshot is stored in the contract's shape already).
         until: For a database: only what a report on this month needs (nothing after its end).
         department: For a database: only what a report on this department needs.
-            Other sources are read whole, and so is what `keep` kept.
 
     Raises:
         DataContractError: The source cannot be read or breaks the contract (every problem).
@@ -53,7 +52,7 @@ def open_source(
     """
     text = str(data)
     kept = _KEPT.get((text, str(mapping or "")))
-    if kept is not None:
+    if kept is not None and until is None and department is None:
         return kept
     rules = load_mapping(paths.resolve(mapping)) if mapping else None
     if is_database_url(text):
@@ -82,9 +81,8 @@ def keep(data: str, mapping: str | Path | None, crm: CRM) -> None:
     this process and the processes it forks: the data a batch read once for all its reports.
 
     `data` and `mapping` must be the strings the reports are given (`pinned`; the mapping's
-    absolute path or nothing), and not a database URL (its filters would read less); `crm` must
-    be what reading them gives. A new process (an analyst's kernel) keeps nothing and reads the
-    source.
+    absolute path or nothing); `crm` must be what reading them gives. Only `open_source` with
+    no filters uses it. A new process (an analyst's kernel) keeps nothing and reads the source.
     """
     forget()
     _KEPT[(data, str(mapping or ""))] = crm
@@ -146,32 +144,3 @@ def read_once(
             snapshots.remove_store(store)
     finally:
         forget()
-
-
-@contextmanager
-def batch_source(
-    data: str, mapping: Path | None, folder: Path, *, remote: bool = False
-) -> Iterator[tuple[CRM, str, Path | None]]:
-    """Read a batch's data once; yield it, and the source and mapping its reports read.
-
-    Reports run on this machine read what `read_once` hands them. Reports run on other machines
-    (`remote`: a Dask cluster) on a PostgreSQL database named without a password and read without
-    a mapping read the database themselves, each only what its month and department need (the
-    filters run in the database, `kpilib.database.read_database`), all in the snapshot the batch
-    read (`kpilib.database.exported_read`): the data the batch read, whatever the CRM writes
-    meanwhile, and no copy of the whole data for every worker to read and validate again. Other
-    sources reach remote reports as `read_once` hands them, through the shared filesystem.
-
-    Args:
-        data: The source as `pinned` named it.
-        mapping: The mapping's absolute path, or None.
-        folder: The reports folder (where `read_once` keeps a database's copy).
-        remote: The reports run on other machines.
-    """
-    if remote and mapping is None and shares_snapshots(data):
-        with exported_read(data) as (crm, shared):
-            yield crm, shared, None
-        return
-    crm = open_source(data, mapping)
-    with read_once(data, crm, folder, mapping) as (reports_data, reports_mapping):
-        yield crm, reports_data, reports_mapping
