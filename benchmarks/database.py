@@ -36,19 +36,19 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from kpilib import snapshots
-from kpilib.database import engine_for, read_database, write_database
+from kpilib.database import read_database, write_database
 from kpilib.demo import DemoConfig, generate
 from kpilib.errors import KpiError
 from kpilib.metrics import sales_departments
 from kpilib.schemas import CRM, MODELS
+from kpilib.testing import scratch_schema
 from kpilib.validation import validate_tables
 
 TABLES = ("deals", "leads", "requests", "deliveries", "plans")
@@ -61,21 +61,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deal-rate", type=float, default=1.0, help="factor on the deals")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     return parser.parse_args(argv)
-
-
-@contextmanager
-def _schema(url: str) -> Iterator[str]:
-    """A new schema on the server, dropped with its tables afterwards."""
-    name = f"kpi_bench_{uuid.uuid4().hex[:8]}"
-    engine = engine_for(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.schema.CreateSchema(name))
-        yield name
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sa.schema.DropSchema(name, cascade=True))
-        engine.dispose()
 
 
 def _timed(read: Callable[[], CRM]) -> tuple[float, float, CRM]:
@@ -97,23 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         f"demo data: {args.departments} sales departments, deal rate {args.deal_rate:g}: "
         + ", ".join(f"{name} {len(tables[name]):,}" for name in TABLES if name in tables)
     )
-    try:
-        schema_context = _schema(args.url)
-        schema = schema_context.__enter__()
-    except (sa.exc.OperationalError, KpiError) as error:
-        print(f"no PostgreSQL server answers at {args.url}: {error}", file=sys.stderr)
-        return 2
-    try:
+    with ExitStack() as stack:
+        try:
+            schema = stack.enter_context(scratch_schema(args.url, "kpi_bench"))
+        except (sa.exc.OperationalError, KpiError) as error:
+            print(f"no PostgreSQL server answers at {args.url}: {error}", file=sys.stderr)
+            return 2
         started = time.perf_counter()
         write_database(tables, args.url, schema=schema)
         print(f"loaded into {args.url} schema {schema} in {time.perf_counter() - started:.1f} s")
-        url = f"{args.url}?options=-csearch_path%3D{schema}"
-        with tempfile.TemporaryDirectory() as folder:
-            store = Path(folder) / "copy.duckdb"
-            copy = snapshots.snapshot_ref(store, snapshots.ingest(store, crm, "batch").snapshot)
-            return _compare(args, url, copy)
-    finally:
-        schema_context.__exit__(None, None, None)
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        store = folder / "copy.duckdb"
+        copy = snapshots.snapshot_ref(store, snapshots.ingest(store, crm, "batch").snapshot)
+        return _compare(args, f"{args.url}?options=-csearch_path%3D{schema}", copy)
 
 
 def _compare(args: argparse.Namespace, url: str, copy: str) -> int:

@@ -1,13 +1,18 @@
-"""Small, exact CRM fixtures and hostile CRM text shared by the tests, docs and notebook test."""
+"""Small, exact CRM fixtures, hostile CRM text and scratch database schemas shared by the tests,
+docs, notebook test and benchmarks."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
 import pandas as pd
+import sqlalchemy as sa
 
+from kpilib.database import engine_for
 from kpilib.schemas import CRM
 from kpilib.validation import validate_tables
 
@@ -132,3 +137,19 @@ def small_notebook(path: Path, parameters: str, *sources: str) -> Path:
     }
     nbformat.write(nb, path)
     return path
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str = "kpi_test") -> Iterator[str]:
+    """A new schema (``<prefix>_<8 hex digits>``) on the database server at `url`, dropped with
+    everything in it when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.schema.CreateSchema(name))
+        yield name
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.schema.DropSchema(name, cascade=True))
+        engine.dispose()

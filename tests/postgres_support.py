@@ -5,15 +5,14 @@ Tests that need it are marked `server`; they are skipped, saying why, where no s
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from kpilib.database import engine_for
+from kpilib.testing import scratch_schema
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -36,19 +35,9 @@ server = pytest.mark.skipif(
 )
 
 
-@contextmanager
-def server_schema() -> Iterator[str]:
+def server_schema() -> AbstractContextManager[str]:
     """A schema of its own on the server, dropped with everything in it afterwards."""
-    name = f"kpi_test_{uuid.uuid4().hex[:8]}"
-    engine = engine_for(SERVER)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.schema.CreateSchema(name))
-        yield name
-    finally:
-        with engine.begin() as connection:
-            connection.execute(sa.schema.DropSchema(name, cascade=True))
-        engine.dispose()
+    return scratch_schema(SERVER)
 
 
 def run_sql(url: str, *statements: str) -> None:
