@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         store = folder / "copy.duckdb"
         copy = snapshots.snapshot_ref(store, snapshots.ingest(store, crm, "batch").snapshot)
-        return _compare(args, f"{args.url}?options=-csearch_path%3D{schema}", copy)
+        joined = "&" if "?" in args.url else "?"
+        return _compare(args, f"{args.url}{joined}options=-csearch_path%3D{schema}", copy)
 
 
 def _compare(args: argparse.Namespace, url: str, copy: str) -> int:
