@@ -47,7 +47,7 @@ from kpilib.database import read_database, write_database
 from kpilib.demo import DemoConfig, generate
 from kpilib.errors import KpiError
 from kpilib.metrics import sales_departments
-from kpilib.schemas import CRM, MODELS
+from kpilib.schemas import CRM
 from kpilib.testing import scratch_schema
 from kpilib.validation import validate_tables
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     config = DemoConfig(sales_departments=args.departments, deal_rate=args.deal_rate)
     crm = validate_tables(generate(config), source="demo")
-    tables = {name: getattr(crm, name) for name in MODELS if crm.has(name)}
+    tables = crm.tables()
     print(
         f"demo data: {args.departments} sales departments, deal rate {args.deal_rate:g}: "
         + ", ".join(f"{name} {len(tables[name]):,}" for name in TABLES if name in tables)

@@ -233,3 +233,7 @@ class CRM:
     def has(self, table: str) -> bool:
         """Whether the source holds `table` (an absent table means "no data", not zero)."""
         return getattr(self, table) is not None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables the source holds, by name, in the contract's order (absent ones left out)."""
+        return {name: getattr(self, name) for name in MODELS if self.has(name)}

@@ -375,11 +375,9 @@ def describe_diff(diff: SnapshotDiff, limit: int = 10) -> str:
 def _contract_frames(crm: CRM) -> dict[str, pd.DataFrame]:
     """The CRM's present tables, cut to their contract columns, in contract table order."""
     frames = {}
-    for table in MODELS:
-        frame = getattr(crm, table)
-        if frame is not None:
-            contract = set(contract_columns(table))
-            frames[table] = frame[[c for c in frame.columns if c in contract]]
+    for table, frame in crm.tables().items():
+        contract = set(contract_columns(table))
+        frames[table] = frame[[c for c in frame.columns if c in contract]]
     return frames
 
 

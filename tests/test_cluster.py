@@ -23,7 +23,6 @@ from kpilib.database import write_database
 from kpilib.errors import ParamsError
 from kpilib.io import read_source
 from kpilib.runner import Job, Outcome, finish_batch, monthly_jobs, run_jobs
-from kpilib.schemas import MODELS
 from kpilib.testing import small_notebook
 
 PERIOD = "2026-09"
@@ -296,8 +295,7 @@ def test_a_batch_on_postgresql_runs_on_the_cluster_from_the_batchs_copy(
     crm = read_source(source)
     out = tmp_path / "reports"
     with server_schema() as schema:
-        tables = {name: getattr(crm, name) for name in MODELS if crm.has(name)}
-        write_database(tables, SERVER, schema=schema)
+        write_database(crm.tables(), SERVER, schema=schema)
         url = f"{SERVER}?options=-csearch_path%3D{schema}"
         argv = ["run", "monthly", "--data", url, "--out", str(out), "--period", PERIOD]
         assert 0 == main([*argv, "--department", "north", "--executor", address])

@@ -43,11 +43,6 @@ SECRET = "s3cret-pw"
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def contract_tables(crm: CRM) -> dict[str, pd.DataFrame]:
-    """The tables a source holds, by name."""
-    return {name: getattr(crm, name) for name in MODELS if crm.has(name)}
-
-
 def sorted_table(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """A table in a fixed order: sorted by its contract columns (ids first)."""
     keys = [column for column in contract_columns(table) if column in frame]
@@ -102,7 +97,7 @@ def files_crm(source: Path) -> CRM:
 def demo_schema(files_crm: CRM) -> Iterator[str]:
     """A server schema holding the demo source, loaded by `write_database`."""
     with server_schema() as schema:
-        write_database(contract_tables(files_crm), SERVER, schema=schema)
+        write_database(files_crm.tables(), SERVER, schema=schema)
         yield schema
 
 
@@ -186,9 +181,7 @@ def spread(raw_sales: dict[str, pd.DataFrame]) -> CRM:
 def spread_url(tmp_path: Path, spread: CRM) -> str:
     """A SQLite file holding the spread source; sale types left for the reading to derive."""
     url = sqlite_url(tmp_path / "crm.db")
-    write_database(
-        {**contract_tables(spread), "deals": spread.deals.drop(columns="sale_type")}, url
-    )
+    write_database({**spread.tables(), "deals": spread.deals.drop(columns="sale_type")}, url)
     return url
 
 
@@ -316,7 +309,7 @@ def test_rows_without_their_filtered_value_are_fetched_and_refused(
 ) -> None:
     url = sqlite_url(tmp_path / "crm.db")
     crm = validate_tables(raw_sales)
-    write_database(contract_tables(crm), url)
+    write_database(crm.tables(), url)
     run_sql(
         url,
         "UPDATE deals SET created_on = NULL WHERE deal_id = 'd15'",
@@ -338,7 +331,7 @@ def test_write_database_refuses_to_overwrite_and_writes_nothing(
     engine = engine_for(url)
     assert ["managers"] == sa.inspect(engine).get_table_names()
     engine.dispose()
-    write_database(contract_tables(sales_crm), url, replace=True)
+    write_database(sales_crm.tables(), url, replace=True)
     assert_same_tables(sales_crm, read_database(url))
 
 
@@ -595,7 +588,7 @@ def test_the_password_never_shows(sales_crm: CRM, fresh_schema: str) -> None:
         read_database(url, schema=fresh_schema)
     assert SECRET not in str(raised.value)
     assert "postgres:***@" in str(raised.value)
-    write_database(contract_tables(sales_crm), url, schema=fresh_schema)
+    write_database(sales_crm.tables(), url, schema=fresh_schema)
     crm = read_database(url, schema=fresh_schema, department="north")
     assert SECRET not in crm.source
     assert "postgres:***@" in crm.source
@@ -607,7 +600,7 @@ def test_write_database_refuses_to_overwrite_on_the_server(
 ) -> None:
     write_database({"managers": files_crm.managers}, SERVER, schema=fresh_schema)
     with pytest.raises(ParamsError, match="managers already"):
-        write_database(contract_tables(files_crm), SERVER, schema=fresh_schema)
+        write_database(files_crm.tables(), SERVER, schema=fresh_schema)
     engine = engine_for(SERVER)
     assert ["managers"] == sa.inspect(engine).get_table_names(schema=fresh_schema)
     engine.dispose()

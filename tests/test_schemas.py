@@ -165,5 +165,12 @@ def test_crm_has_reports_absent_optional_tables():
     assert (True, True, False) == (crm.has("leads"), crm.has("deals"), crm.has("deliveries"))
 
 
+def test_crm_tables_are_the_present_ones_in_contract_order():
+    leads = pd.DataFrame({"lead_id": ["l1"]})
+    crm = CRM(leads=leads, managers=pd.DataFrame(), deals=pd.DataFrame())
+    assert ["managers", "deals", "leads"] == list(crm.tables())
+    assert crm.tables()["leads"] is leads
+
+
 def test_the_default_tier_is_regular():
     assert "regular" == DEFAULT_TIER
