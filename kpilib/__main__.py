@@ -1,7 +1,5 @@
 """``python -m kpilib``: the same as the ``kpi`` command."""
 
-import sys
+from kpilib.cli import entry
 
-from kpilib.cli import main
-
-sys.exit(main())
+entry()

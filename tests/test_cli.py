@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -98,3 +101,47 @@ def test_validate_lists_tables_and_absent_ones(example_source, capsys):
 def test_demo_writes_a_readable_source(tmp_path):
     assert 0 == main(["demo", "--out", str(tmp_path / "demo"), "--months", "24"])
     assert 0 == main(["validate", str(tmp_path / "demo")])
+
+
+# --- the command's exit ---------------------------------------------------------------------
+
+
+def _kpi(*argv: str, before: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``kpi`` as its console script does (`kpilib.cli.entry`), after `before`'s code."""
+    code = "\n".join(
+        [
+            "import sys",
+            before,
+            f"sys.argv = ['kpi', *{list(argv)!r}]",
+            "from kpilib.cli import entry",
+            "entry()",
+        ]
+    )
+    # Buffered output, as a scheduler's kpi has it unless told otherwise.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_the_command_ends_with_mains_status_and_all_of_its_output(example_source, capsys):
+    argv = ["validate", str(example_source)]
+    assert 0 == main(argv)
+    expected = capsys.readouterr().out
+    # Into a pipe, a few lines stay in the stream's buffer until it is flushed.
+    done = _kpi(*argv)
+    assert (0, expected) == (done.returncode, done.stdout)
+    failed = _kpi("validate", str(example_source / "nowhere"))
+    assert 2 == failed.returncode
+    assert "is not a folder" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_the_command_runs_the_exit_handlers_before_it_ends(example_source):
+    done = _kpi(
+        "validate",
+        str(example_source),
+        before="import atexit\natexit.register(print, 'the exit handlers ran')",
+    )
+    assert 0 == done.returncode
+    assert done.stdout.endswith("the exit handlers ran\n")
