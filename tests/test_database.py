@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from conftest import pipe_table
 from postgres_support import SERVER, run_sql, server, server_schema
 
-from kpilib import paths
+from kpilib import database, paths
 from kpilib.cli import main
 from kpilib.database import (
     engine_for,
@@ -641,6 +641,125 @@ def test_dates_with_a_time_zone_are_refused(fresh_schema: str) -> None:
     )
     with pytest.raises(DataContractError, match=r"time zone.*deals\.created_on"):
         read_database(SERVER, schema=fresh_schema, until=pd.Period("2025-03", freq="M"))
+
+
+@server
+@pytest.mark.parametrize("until", [None, pd.Period("2025-03", freq="M")])
+def test_dates_with_a_time_zone_are_refused_however_the_tables_are_read(
+    fresh_schema: str, until: pd.Period | None
+) -> None:
+    # Unfiltered, PostgreSQL's tables are read as columns; filtered, row by row.
+    run_sql(
+        SERVER,
+        f"SET search_path TO {fresh_schema}",
+        "CREATE TABLE managers (manager_id text, department_id text)",
+        "CREATE TABLE deals (deal_id text, manager_id text, stage text,"
+        " created_on date, closed_on timestamptz, amount float8)",
+        "INSERT INTO managers VALUES ('m1', 'north')",
+        "INSERT INTO deals VALUES ('d1', 'm1', 'won', '2025-03-01', '2025-03-31 23:30+03', 1)",
+    )
+    with pytest.raises(DataContractError, match=r"time zone.*deals\.closed_on"):
+        read_database(SERVER, schema=fresh_schema, until=until)
+
+
+# Every column type the columnar read takes, with what tells a careless conversion apart: text
+# ids with leading zeros, an empty text beside a missing one, whole-number ids with and without
+# gaps, small integers, numeric amounts and extra numbers with a missing one, double precision,
+# dates with a missing one, timestamps, booleans with a missing one, padded char(n), an enum, an
+# empty table.
+HOSTILE_TABLES = (
+    "CREATE TABLE departments (department_id text, name text, kind text, kpi_since date,"
+    " budget numeric(12, 2))",
+    "INSERT INTO departments VALUES ('007', '', 'sales', NULL, 1000), ('north', NULL, 'sales',"
+    " '2025-01-01', NULL), ('svc', 'Service', 'service', '2024-12-31', 5.5)",
+    "CREATE TABLE managers (manager_id bigint, department_id text, name varchar(20),"
+    " tier char(8), hired_on date, active boolean, grade smallint)",
+    "INSERT INTO managers VALUES (1, '007', 'Ann', 'senior', '2024-01-15', true, 3),"
+    " (2, 'north', '', NULL, NULL, NULL, 1), (30, 'north', 'Bob', 'regular', '2024-02-01',"
+    " false, 2)",
+    "CREATE TABLE clients (client_id integer, name text)",
+    "INSERT INTO clients VALUES (5, 'Acme'), (6, NULL)",
+    "CREATE TABLE products (product_id text, name text)",  # and no products
+    "CREATE TYPE deal_stage AS ENUM ('open', 'won', 'lost')",
+    "CREATE TABLE deals (deal_id text, manager_id bigint, stage deal_stage, created_on date,"
+    " closed_on timestamp, amount numeric(14, 2), client_id integer, cost_price float8,"
+    " extra_hours numeric)",
+    "INSERT INTO deals VALUES ('0001', 1, 'won', '2025-03-01', '2025-03-05 14:30:15', 1500.50,"
+    " 5, 900.25, 1.5), ('0002', 2, 'open', '2025-03-02', NULL, 0, NULL, NULL, NULL),"
+    " ('0003', 30, 'lost', '2025-03-03', '2025-03-09', 0.10, 6, 0.1, 0)",
+)
+
+
+def _read_row_by_row(monkeypatch: pytest.MonkeyPatch, *args: object, **kwargs: object) -> CRM:
+    with monkeypatch.context() as patched:
+        patched.setattr(database, "_columnar", lambda *_: False)
+        return read_database(*args, **kwargs)
+
+
+@server
+def test_the_columnar_read_gives_what_the_row_read_gives(
+    fresh_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_sql(SERVER, f"SET search_path TO {fresh_schema}", *HOSTILE_TABLES)
+    columns = read_database(SERVER, schema=fresh_schema)
+    rows = _read_row_by_row(monkeypatch, SERVER, schema=fresh_schema)
+    assert_same_tables(rows, columns)
+    for table in ("departments", "managers", "deals"):  # the columns outside the contract too
+        extra = sorted(set(rows.tables()[table].columns) - set(contract_columns(table)))
+        pd.testing.assert_frame_equal(
+            rows.tables()[table][extra].astype(object),
+            columns.tables()[table][extra].astype(object),
+        )
+    assert ["007", "north", "svc"] == columns.departments["department_id"].tolist()
+    assert ["1", "2", "30"] == columns.managers["manager_id"].tolist()
+    assert [1500.5, 0.0, 0.1] == columns.deals["amount"].tolist()
+
+
+@server
+def test_a_broken_table_gets_the_same_problems_either_way(
+    fresh_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_sql(
+        SERVER,
+        f"SET search_path TO {fresh_schema}",
+        *HOSTILE_TABLES,
+        "INSERT INTO deals VALUES ('0001', 99, 'won', '2025-03-04', '2025-03-01', -5, 7,"
+        " NULL, NULL)",
+        "INSERT INTO deals VALUES ('0005', 1, 'won', '0001-01-01', NULL, NULL, 5, 1, 1)",
+        "ALTER TABLE departments ALTER kpi_since TYPE text",
+        "UPDATE departments SET kpi_since = '03.02.2025' WHERE department_id = 'north'",
+    )
+    with pytest.raises(DataContractError) as columns:
+        read_database(SERVER, schema=fresh_schema)
+    with pytest.raises(DataContractError) as rows:
+        _read_row_by_row(monkeypatch, SERVER, schema=fresh_schema)
+    assert str(rows.value) == str(columns.value)
+    assert "03.02.2025" in str(columns.value)
+
+
+@server
+def test_postgresql_tables_are_read_as_columns_unless_a_column_type_forbids(
+    demo_schema: str, fresh_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    reader = database._read_columns
+    monkeypatch.setattr(
+        database, "_read_columns", lambda *args: calls.append(args) or reader(*args)
+    )
+    read_database(SERVER, schema=demo_schema)  # as `write_database` types the demo's columns
+    assert 1 == len(calls)
+    read_database(SERVER, schema=demo_schema, until=pd.Period("2025-05", freq="M"))
+    assert 1 == len(calls)  # a filtered read goes row by row
+    run_sql(
+        SERVER,
+        f"SET search_path TO {fresh_schema}",
+        *HOSTILE_TABLES,
+        "ALTER TABLE deals ADD note jsonb DEFAULT '{\"a\": 1}', ADD score real DEFAULT 0.1",
+    )
+    crm = read_database(SERVER, schema=fresh_schema)
+    assert 1 == len(calls)  # real and jsonb: row by row, as the driver gives them
+    assert {"a": 1} == crm.deals.loc[0, "note"]
+    assert 0.1 == crm.deals.loc[0, "score"]
 
 
 @server
