@@ -25,6 +25,14 @@ One run of this script:
 The reads run one at a time in this process; CPU time is the process's own (the database server's
 work is in the wall time only).
 
+With ``--whole`` the run compares whole reads instead, as a batch, ``kpi validate`` and ``kpi
+ingest`` make them: it also writes the data as a Parquet folder, and in interleaved rounds reads
+and validates (``open_source``) (a) PostgreSQL as columns (`kpilib.database._read_columns`), (b)
+PostgreSQL row by row (the columnar read switched off), (c) the Parquet folder and (d) the
+snapshot store, each read in a new process so that its peak memory (its ``VmHWM``) is its own; it
+prints the median wall time, CPU time and peak memory of each, and on the last line the ratio of
+the wall times (b)/(a). ``--deal-rate 32`` gives about a million deals at 12 departments.
+
 Run it as ``.venv/bin/python benchmarks/database.py --help``; it needs a PostgreSQL server
 (default ``postgresql://postgres@127.0.0.1:5432/test``) and says so when none answers.
 """
@@ -32,7 +40,9 @@ Run it as ``.venv/bin/python benchmarks/database.py --help``; it needs a Postgre
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +56,7 @@ from kpilib import snapshots
 from kpilib.database import read_database, write_database
 from kpilib.demo import DemoConfig, generate
 from kpilib.errors import KpiError
+from kpilib.io import write_tables
 from kpilib.metrics import sales_departments
 from kpilib.schemas import CRM
 from kpilib.testing import scratch_schema
@@ -60,6 +71,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--departments", type=int, default=12, help="sales departments")
     parser.add_argument("--deal-rate", type=float, default=1.0, help="factor on the deals")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--whole", action="store_true", help="compare whole reads: columns, rows, files"
+    )
     return parser.parse_args(argv)
 
 
@@ -95,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         store = folder / "copy.duckdb"
         copy = snapshots.snapshot_ref(store, snapshots.ingest(store, crm, "batch").snapshot)
         joined = "&" if "?" in args.url else "?"
-        return _compare(args, f"{args.url}{joined}options=-csearch_path%3D{schema}", copy)
+        url = f"{args.url}{joined}options=-csearch_path%3D{schema}"
+        if args.whole:
+            write_tables(tables, folder / "parquet", "parquet")
+            return _compare_whole(args, url, str(folder / "parquet"), copy)
+        return _compare(args, url, copy)
 
 
 def _compare(args: argparse.Namespace, url: str, copy: str) -> int:
@@ -144,6 +162,75 @@ def _compare(args: argparse.Namespace, url: str, copy: str) -> int:
         + ")"
     )
     return 0
+
+
+# One whole read, in a process of its own; "rows" switches the columnar read off.
+WHOLE_READ = """
+import contextlib, json, sys, time
+from unittest import mock
+from kpilib import database
+from kpilib.sources import open_source
+def peak():  # this program's own high-water mark (getrusage's survives exec from the parent)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+data, row_by_row = sys.argv[1], sys.argv[2] == "rows"
+started, cpu = time.monotonic(), time.process_time()
+off = mock.patch.object(database, "_columnar", return_value=False)
+with off if row_by_row else contextlib.nullcontext():
+    crm = open_source(data)
+print(json.dumps({
+    "wall": time.monotonic() - started,
+    "cpu": time.process_time() - cpu,
+    "peak": peak(),
+    "data": int(sum(f.memory_usage(deep=True).sum() for f in crm.tables().values())),
+    "rows": sum(len(f) for f in crm.tables().values()),
+}))
+"""
+
+
+def _read_whole(data: str, row_by_row: bool = False) -> dict[str, float]:
+    mode = "rows" if row_by_row else "columns"
+    done = subprocess.run(
+        [sys.executable, "-c", WHOLE_READ, data, mode], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _compare_whole(args: argparse.Namespace, url: str, parquet: str, copy: str) -> int:
+    reads = {
+        "(a) PostgreSQL, as columns": lambda: _read_whole(url),
+        "(b) PostgreSQL, row by row": lambda: _read_whole(url, row_by_row=True),
+        "(c) the Parquet folder": lambda: _read_whole(parquet),
+        "(d) the snapshot store": lambda: _read_whole(copy),
+    }
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in reads}
+    for round_ in range(1, args.rounds + 1):
+        for label, read in reads.items():
+            results[label].append(read())
+            done = results[label][-1]
+            print(
+                f"round {round_}: {label}: {done['wall']:.1f} s wall, {done['cpu']:.1f} s CPU, "
+                f"peak {done['peak'] / 1e9:.2f} GB"
+            )
+    print(f"median of {args.rounds} rounds, each read in a process of its own:")
+    for label, runs in results.items():
+        wall, cpu, peak = (statistics.median(run[key] for run in runs) for key in METRICS)
+        data = runs[0]["data"]
+        print(
+            f"  {label}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {peak / 1e9:.2f} GB "
+            f"({peak / data:.1f}x the validated data's {data / 1e9:.2f} GB, "
+            f"{runs[0]['rows']:,.0f} rows)"
+        )
+    columns, rows = results["(a) PostgreSQL, as columns"], results["(b) PostgreSQL, row by row"]
+    ratios = [slow["wall"] / fast["wall"] for slow, fast in zip(rows, columns, strict=True)]
+    print(
+        f"headline: reading PostgreSQL as columns (a) is {statistics.median(ratios):.1f}x as "
+        "fast as row by row (b) (rounds " + ", ".join(f"{r:.1f}x" for r in ratios) + ")"
+    )
+    return 0
+
+
+METRICS = ("wall", "cpu", "peak")
 
 
 if __name__ == "__main__":

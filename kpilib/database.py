@@ -11,7 +11,7 @@ Values only ever travel as bound parameters; the only SQL text run as written is
 ``REPEATABLE READ`` transaction: one consistent picture even while the CRM keeps writing; a whole
 read of the contract's tables (no filters, no mapping) fetches them as columns (Arrow's ADBC
 driver) rather than row by row wherever their column types allow: at a million deals 2.4 times
-as fast, with half the peak memory (`benchmarks/database_read.py`).
+as fast, with half the peak memory (`benchmarks/database.py --whole`).
 Every message names the database by `safe_url`, its password hidden.
 """
 
@@ -396,7 +396,7 @@ def _read_columns(
     A driver that hands over rows builds a Python object for every value, and the kit then
     builds the columns from them: a million deals took 35 s and 2.3 GB to read and validate
     that way, 15 s and 1.2 GB as columns, against 4 s for the same data in Parquet
-    (`benchmarks/database_read.py`). The columns
+    (`benchmarks/database.py --whole`). The columns
     arrive typed and are converted to what the row by row read gives (`_as_rows_give`), so that
     validation sees the same values. All tables are read in one read-only ``REPEATABLE READ``
     transaction, as the row by row read does, on a connection of their own to the same URL
