@@ -214,7 +214,9 @@ def _compare_whole(args: argparse.Namespace, url: str, parquet: str, copy: str) 
             )
     print(f"median of {args.rounds} rounds, each read in a process of its own:")
     for label, runs in results.items():
-        wall, cpu, peak = (statistics.median(run[key] for run in runs) for key in METRICS)
+        wall, cpu, peak = (
+            statistics.median(run[key] for run in runs) for key in ("wall", "cpu", "peak")
+        )
         data = runs[0]["data"]
         print(
             f"  {label}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {peak / 1e9:.2f} GB "
@@ -228,9 +230,6 @@ def _compare_whole(args: argparse.Namespace, url: str, parquet: str, copy: str) 
         "fast as row by row (b) (rounds " + ", ".join(f"{r:.1f}x" for r in ratios) + ")"
     )
     return 0
-
-
-METRICS = ("wall", "cpu", "peak")
 
 
 if __name__ == "__main__":

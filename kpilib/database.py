@@ -396,11 +396,10 @@ def _read_columns(
     A driver that hands over rows builds a Python object for every value, and the kit then
     builds the columns from them: a million deals took 35 s and 2.3 GB to read and validate
     that way, 15 s and 1.2 GB as columns, against 4 s for the same data in Parquet
-    (`benchmarks/database.py --whole`). The columns
-    arrive typed and are converted to what the row by row read gives (`_as_rows_give`), so that
-    validation sees the same values. All tables are read in one read-only ``REPEATABLE READ``
-    transaction, as the row by row read does, on a connection of their own to the same URL
-    (the same server, database, user and options).
+    (`benchmarks/database.py --whole`). The columns arrive typed and are converted to what the
+    row by row read gives (`_as_rows_give`), so that validation sees the same values. All tables
+    are read in one read-only ``REPEATABLE READ`` transaction, as the row by row read does, on a
+    connection of their own to the same URL (the same server, database, user and options).
     """
     import adbc_driver_postgresql.dbapi as adbc  # its native library loads only when used
 
