@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -389,6 +389,20 @@ def record_failure(out_dir: Path, period: str, outcome: Outcome, title: str = ""
 # Reports already run side by side, one per core; multi-threaded linear algebra in each kernel
 # (the forecast's model fitting) would only fight over the same cores. Kernels inherit these.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def single_threaded(environ: MutableMapping[str, str]) -> None:
+    """Set ``SINGLE_THREADED``'s variables in ``environ`` where it does not say otherwise.
+
+    A variable that is unset or blank (``OPENBLAS_NUM_THREADS=`` in a crontab) says nothing, and
+    the libraries would use every core in every kernel: a 12-report batch on 2 cores took 21 s
+    instead of 14 s that way. Any other value is left as it is.
+    """
+    for name, value in SINGLE_THREADED.items():
+        if not environ.get(name, "").strip():
+            environ[name] = value
+
+
 DEFAULT_TIMEOUT = 1800
 DEFAULT_CELL_TIMEOUT = 600
 
@@ -424,8 +438,7 @@ def run_jobs(
         cell_timeout: Seconds one notebook cell may run.
         pdf: Also print each report as PDF.
     """
-    for name, value in SINGLE_THREADED.items():
-        os.environ.setdefault(name, value)
+    single_threaded(os.environ)
     # The kernels are forks of this process, whose linear algebra libraries read those settings
     # when they were loaded; tell them now.
     for name, api in (("OPENBLAS_NUM_THREADS", "blas"), ("OMP_NUM_THREADS", "openmp")):

@@ -23,6 +23,7 @@ from kpilib.runner import (
     monthly_jobs,
     quarterly_jobs,
     run_jobs,
+    single_threaded,
 )
 from kpilib.testing import small_notebook
 
@@ -409,3 +410,18 @@ def _children() -> set[int]:
     """This process's descendants (other tests may have left helpers running, such as the
     resource tracker of a Dask cluster's worker processes)."""
     return {process.pid for process in psutil.Process().children(recursive=True)}
+
+
+def test_kernels_run_single_threaded_linear_algebra_unless_the_environment_sets_a_count():
+    environ = {"OPENBLAS_NUM_THREADS": "", "OMP_NUM_THREADS": "4", "PATH": "/bin"}
+    single_threaded(environ)
+    # blank says nothing (a crontab's `OPENBLAS_NUM_THREADS=`), unset neither; a count stays
+    assert environ == {
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "4",
+        "MKL_NUM_THREADS": "1",
+        "PATH": "/bin",
+    }
+    blank = {"OPENBLAS_NUM_THREADS": "  "}
+    single_threaded(blank)
+    assert blank["OPENBLAS_NUM_THREADS"] == "1"
