@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -30,6 +31,15 @@ def _not_before(later: pd.Series, earlier: pd.Series) -> pd.Series:
     later = pd.to_datetime(later, errors="coerce", format="mixed")
     earlier = pd.to_datetime(earlier, errors="coerce", format="mixed")
     return later.isna() | earlier.isna() | (later >= earlier)
+
+
+FINITE_RULE = "must be a finite number"
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    """Whether each number is finite: "inf", "-Infinity" or "1e400" read as numbers but are not
+    amounts a report can add up (pandera leaves missing values out before asking)."""
+    return pd.Series(np.isfinite(values.to_numpy(dtype="float64")), index=values.index)
 
 
 class _Contract(pa.DataFrameModel):
@@ -80,6 +90,10 @@ class Deals(_Contract):
     sale_type: Optional[Series[str]] = pa.Field(nullable=True, isin=list(SALE_TYPES))
     lead_id: Optional[Series[str]] = pa.Field(nullable=True)
 
+    @pa.check("amount", "cost_price", "extra_hours", name="finite", error=FINITE_RULE)
+    def finite(cls, values: Series[float]) -> Series[bool]:
+        return _finite(values)
+
     @pa.dataframe_check(error="closed_on is required for won and lost deals")
     def closed_deals_have_close_date(cls, df: pd.DataFrame) -> Series[bool]:
         if "closed_on" not in df:
@@ -122,6 +136,10 @@ class Leads(_Contract):
     manager_id: Optional[Series[str]] = pa.Field(nullable=True)
     cost: Optional[Series[float]] = pa.Field(ge=0, nullable=True)
 
+    @pa.check("cost", name="finite", error=FINITE_RULE)
+    def finite(cls, values: Series[float]) -> Series[bool]:
+        return _finite(values)
+
 
 class Plans(_Contract):
     period: Series[str] = pa.Field(str_matches=r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -129,6 +147,10 @@ class Plans(_Contract):
     target: Series[float]
     manager_id: Optional[Series[str]] = pa.Field(nullable=True)
     department_id: Optional[Series[str]] = pa.Field(nullable=True)
+
+    @pa.check("target", name="finite", error=FINITE_RULE)
+    def finite(cls, values: Series[float]) -> Series[bool]:
+        return _finite(values)
 
     @pa.dataframe_check(error="exactly one of manager_id and department_id must be set")
     def one_owner(cls, df: pd.DataFrame) -> Series[bool]:

@@ -95,6 +95,34 @@ ONE_PROBLEM = [
         id="negative-amount",
     ),
     pytest.param(
+        broken("deals", 2, amount="inf"),
+        "deals.amount",
+        "must be a finite number",
+        [2],
+        id="infinite-amount",
+    ),
+    pytest.param(
+        broken("deals", 1, amount="1e400"),
+        "deals.amount",
+        "must be a finite number",
+        [1],
+        id="amount-beyond-a-float",
+    ),
+    pytest.param(
+        broken("deals", 3, cost_price="Infinity"),
+        "deals.cost_price",
+        "must be a finite number",
+        [3],
+        id="infinite-cost-price",
+    ),
+    pytest.param(
+        broken("plans", 1, target="-inf", department_id="d1"),
+        "plans.target",
+        "must be a finite number",
+        [1],
+        id="infinite-plan-target",
+    ),
+    pytest.param(
         broken("deals", 2, stage="pending"),
         "deals.stage",
         "must be one of open, won, lost",
@@ -150,6 +178,21 @@ def test_a_broken_rule_is_one_problem_naming_table_column_rule_count_and_rows(
     assert lines[0].startswith(f"- {where}")
     assert f": {len(rows)} row(s): " in lines[0]
     assert rows == reported_rows(lines[0])
+
+
+def test_infinite_extra_hours_and_lead_costs_are_refused_and_missing_ones_are_not():
+    tables = small_source()
+    tables["deals"]["extra_hours"] = pd.Series(["2", "inf", None], dtype="str")
+    tables["leads"] = pd.DataFrame(
+        {"lead_id": ["l1", "l2"], "created_on": ["2025-03-01"] * 2, "cost": [None, "Infinity"]},
+        dtype="str",
+    )
+    message = contract_error(tables)
+    assert 2 == problem_count(message)
+    [hours] = lines_with(message, "deals.extra_hours")
+    assert "- deals.extra_hours: must be a finite number: 1 row(s): row 2 ('inf')" == hours
+    [cost] = lines_with(message, "leads.cost")
+    assert "- leads.cost: must be a finite number: 1 row(s): row 2 ('inf')" == cost
 
 
 def test_an_unparseable_date_names_table_column_rule_and_row():
