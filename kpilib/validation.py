@@ -9,6 +9,7 @@ how many were filled.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -196,6 +197,25 @@ def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     return problems
 
 
+_KEY_COLUMNS = {key for pair in FOREIGN_KEYS.items() for key in pair}
+
+
+def _keys_as_contract(table: str, raw: pd.DataFrame) -> pd.DataFrame:
+    """A table that failed validation, numbered, its key columns read as the contract reads them.
+
+    A database's integer ids become the text that validated tables hold (``1`` -> ``'1'``), so
+    the cross-table rules compare like with like: a deal of manager 1 is not reported as pointing
+    nowhere because another of its cells broke a rule. A column that cannot be read so is
+    compared as given.
+    """
+    frame = _numbered(raw)
+    columns = MODELS[table].to_schema().columns
+    for column in [c for t, c in _KEY_COLUMNS if t == table and c in frame]:
+        with contextlib.suppress(pa.errors.ParserError, TypeError, ValueError):
+            frame = frame.assign(**{column: columns[column].dtype.try_coerce(frame[column])})
+    return frame
+
+
 def _is_in(values: pd.Series, reference: pd.Series) -> pd.Series:
     """Whether each value is one of the reference values (exact match; missing values: False).
 
@@ -306,7 +326,10 @@ def validate_tables(
         if frame is not None:
             validated[table] = frame
     # Cross-table rules see every table, validated or as read, so no problem hides another.
-    every = {table: validated.get(table, _numbered(raw)) for table, raw in tables.items()}
+    every = {
+        table: validated[table] if table in validated else _keys_as_contract(table, raw)
+        for table, raw in tables.items()
+    }
     problems += _foreign_key_problems(every) + _plan_metric_problems(every)
     if problems:
         raise DataContractError(

@@ -267,6 +267,32 @@ def test_an_unknown_manager_is_reported_even_when_the_deals_have_other_problems(
     assert [3] == reported_rows(line)
 
 
+def test_integer_ids_of_a_table_that_breaks_a_rule_are_compared_as_the_contracts_text():
+    # A database gives integer ids; a table with a broken rule is compared as read, and its
+    # manager 1 must still be the validated managers' '1'.
+    managers = pd.DataFrame({"manager_id": [1, 2], "department_id": [10, 10]})
+    deals = pd.DataFrame(
+        {
+            "deal_id": [1, 2, 3],
+            "manager_id": [1, 2, 7],
+            "stage": ["won", "won", "open"],
+            "created_on": ["2025-03-01"] * 3,
+            "closed_on": ["2025-03-02", "2025-03-02", None],
+            "amount": [5.0, -1.0, 3.0],
+        }
+    )
+    message = contract_error({"managers": managers, "deals": deals})
+    assert 2 == problem_count(message)
+    [line] = lines_with(message, "must refer to an existing managers.manager_id")
+    assert [3] == reported_rows(line)
+    # and the other way round: the referenced table breaks a rule
+    message = contract_error(
+        {"managers": managers.assign(department_id=[10, None]), "deals": deals}
+    )
+    [line] = lines_with(message, "must refer to an existing managers.manager_id")
+    assert [3] == reported_rows(line)
+
+
 def test_every_problem_of_a_bad_source_is_collected_into_one_error():
     deals = pd.DataFrame(
         {
