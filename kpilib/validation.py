@@ -109,6 +109,10 @@ def _rule_text(check: str) -> str:
 # A time of day followed by a zone designator: "10:00Z", "10:00:00+03:00", "10:00 -0500".
 _TIME_ZONE = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 DATE_RULE = "cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone)"
+DATE_RANGE_RULE = (
+    f"must be a date from {pd.Timestamp.min.ceil('D'):%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}"
+    " (a placeholder such as 9999-12-31 for 'never' is not a date)"
+)
 # Every value `_TIME_ZONE` finds holds a colon with "Z", "+" or "-" after it. Arrow tests that in
 # milliseconds per million values; `_TIME_ZONE` itself needs Python's re (its \d and \s are
 # Unicode-aware), about a second per million, so it reads only the values that pass.
@@ -141,19 +145,29 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
     frame, problems = raw, []
     for column in [name for name in date_columns(table) if name in raw]:
         values = raw[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            continue
-        text = values.astype("str").str.strip().where(values.notna())
-        text = text.where(text != "")  # a blank cell is an empty one
-        with_zone = zoned(text)
-        parsed = pd.to_datetime(text.where(~with_zone), format="ISO8601", errors="coerce")
-        bad = text.notna() & (with_zone | parsed.isna())
-        if bad.any():
-            rows = tuple(int(i) + 1 for i in raw.index[bad])
-            shown = tuple(repr(str(v))[:60] for v in values[bad])
-            problems.append(Problem(table, column, DATE_RULE, rows, shown))
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            continue  # the contract's coercion refuses it, naming the column
+        parsed = values
+        if not pd.api.types.is_datetime64_dtype(values):
+            text = values.astype("str").str.strip().where(values.notna())
+            text = text.where(text != "")  # a blank cell is an empty one
+            with_zone = zoned(text)
+            parsed = pd.to_datetime(text.where(~with_zone), format="ISO8601", errors="coerce")
+            bad = text.notna() & (with_zone | parsed.isna())
+            if bad.any():
+                problems.append(_problem(table, column, DATE_RULE, values, bad))
+        outside = parsed.notna() & ((parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max))
+        if outside.any():
+            problems.append(_problem(table, column, DATE_RANGE_RULE, values, outside))
+            parsed = parsed.where(~outside)
         frame = frame.assign(**{column: parsed})
     return frame, problems
+
+
+def _problem(table: str, column: str, rule: str, values: pd.Series, bad: pd.Series) -> Problem:
+    """The problem of the ``bad`` rows of a column, with their values as given."""
+    rows = tuple(int(i) + 1 for i in values.index[bad])
+    return Problem(table, column, rule, rows, tuple(repr(str(v))[:60] for v in values[bad]))
 
 
 def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:

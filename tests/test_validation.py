@@ -88,6 +88,13 @@ ONE_PROBLEM = [
         id="unparseable-date",
     ),
     pytest.param(
+        broken("deals", 2, created_on="9999-12-31"),
+        "deals.created_on",
+        "must be a date from 1677-09-22 to 2262-04-11",
+        [2],
+        id="date-beyond-what-a-report-holds",
+    ),
+    pytest.param(
         broken("deals", 3, amount="-5"),
         "deals.amount",
         "must be at least 0",
@@ -193,6 +200,26 @@ def test_infinite_extra_hours_and_lead_costs_are_refused_and_missing_ones_are_no
     assert "- deals.extra_hours: must be a finite number: 1 row(s): row 2 ('inf')" == hours
     [cost] = lines_with(message, "leads.cost")
     assert "- leads.cost: must be a finite number: 1 row(s): row 2 ('inf')" == cost
+
+
+def test_dates_read_as_dates_beyond_what_a_report_holds_are_refused_with_their_rows():
+    # Parquet and databases hand over dates as dates, in a wider range than the kit's.
+    tables = small_source()
+    tables["deals"]["created_on"] = pd.to_datetime(
+        pd.Series(["2025-03-01", "9999-12-31", "2025-03-03"])
+    ).astype("datetime64[us]")
+    message = contract_error(tables)
+    assert 1 == problem_count(message)
+    [line] = lines_with(message, "deals.created_on")
+    assert [2] == reported_rows(line)
+    assert "('9999-12-31 00:00:00')" in line
+
+
+def test_year_one_is_refused_with_its_row():
+    message = contract_error(broken("deals", 1, closed_on="0001-01-01"))
+    [line] = lines_with(message, "deals.closed_on")
+    assert "must be a date from 1677-09-22 to 2262-04-11" in line
+    assert [1] == reported_rows(line)
 
 
 def test_an_unparseable_date_names_table_column_rule_and_row():
