@@ -156,11 +156,13 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
             bad = text.notna() & (with_zone | parsed.isna())
             if bad.any():
                 problems.append(_problem(table, column, DATE_RULE, values, bad))
-        outside = parsed.notna() & ((parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max))
-        if outside.any():
+        earliest, latest = parsed.min(), parsed.max()  # the ends first: cheaper than a mask
+        if pd.notna(earliest) and (earliest < pd.Timestamp.min or latest > pd.Timestamp.max):
+            outside = parsed.notna() & ((parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max))
             problems.append(_problem(table, column, DATE_RANGE_RULE, values, outside))
             parsed = parsed.where(~outside)
-        frame = frame.assign(**{column: parsed})
+        if parsed is not values:
+            frame = frame.assign(**{column: parsed})
     return frame, problems
 
 
