@@ -134,7 +134,8 @@ def zoned(text: pd.Series) -> pd.Series:
 
 
 def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
-    """Read the contract's date columns given as text strictly as ISO 8601.
+    """Read the contract's date columns given as text strictly as ISO 8601, and refuse dates
+    (read from text or given as dates) beyond what a report can hold (`DATE_RANGE_RULE`).
 
     ``03.02.2025`` is ambiguous (3 February or 2 March) and a time-zone offset would move a
     timestamp across midnight or a month's end; both are refused rather than guessed.
