@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from dask.system import cpu_count
 
 from kpilib import kernels, paths, snapshots
 from kpilib.database import is_database_url
@@ -280,8 +281,10 @@ def dask_address(text: str) -> str:
 
 
 def cores() -> int:
-    """The CPU cores this process may run on (its affinity, not the machine's count)."""
-    return len(os.sched_getaffinity(0))
+    """The CPU cores this process may use, as Dask counts them: the machine's, its CPU affinity
+    and its container's CPU quota, whichever is least (a Kubernetes CPU limit of 2 on a 64-core
+    node is 2 cores, not 64 reports at once)."""
+    return cpu_count()
 
 
 def positive_seconds(text: str) -> int:

@@ -145,3 +145,20 @@ def test_the_command_runs_the_exit_handlers_before_it_ends(example_source):
     )
     assert 0 == done.returncode
     assert done.stdout.endswith("the exit handlers ran\n")
+
+
+def test_the_default_number_of_reports_at_once_honours_a_containers_cpu_quota(monkeypatch):
+    import dask.system
+    import psutil
+
+    from kpilib import cli
+
+    # A 64-core node whose container may use one core's worth of CPU time (Kubernetes limit 1).
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    monkeypatch.setattr(psutil.Process, "cpu_affinity", lambda _self: list(range(64)))
+    monkeypatch.setattr(dask.system, "_try_extract_cgroup_cpu_quota", lambda: (100_000, 100_000))
+    assert 1 == cli.cores()
+    # without a quota, the 64 cores of its affinity
+    monkeypatch.setattr(dask.system, "_try_extract_cgroup_cpu_quota", lambda: (None, None))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert 64 == cli.cores()
