@@ -15,6 +15,7 @@ other: it starts nothing, and it answers whether the kernel lives, interrupts it
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
 import importlib
@@ -192,6 +193,32 @@ def frozen_heap() -> Iterator[None]:
             gc.unfreeze()
 
 
+PR_SET_PDEATHSIG = 1
+"""Linux's prctl(2) option: the signal a process gets when its parent ends."""
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the operating system kill this process as soon as its parent ``parent`` ends.
+
+    However the parent ends: a batch killed outright (``kill -9``, the out-of-memory killer)
+    cannot stop its report workers, nor a worker its kernel, and the orphans would go on
+    unsupervised, a worker holding the reports folder's lock and writing into it, a kernel
+    waiting forever. Call it first thing in the forked child. Only Linux can do this; elsewhere
+    it does nothing.
+
+    Args:
+        parent: The parent's process id, read before the fork (read after it, it could already
+            be the id of whatever adopted this process).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it ended before the request was in place
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def fork_kernel(cwd: Path, folder: Path | None = None) -> ForkedKernelManager:
     """Start a kernel in a fork of this process, working in `cwd`.
 
@@ -216,20 +243,25 @@ def fork_kernel(cwd: Path, folder: Path | None = None) -> ForkedKernelManager:
     )
     sys.stdout.flush()
     sys.stderr.flush()
+    worker = os.getpid()
     with frozen_heap():
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child becomes the kernel and never returns
-            _become_kernel(connection_file, cwd)
+            _become_kernel(connection_file, cwd, worker)
     manager = ForkedKernelManager(connection_file=connection_file)
     manager.load_connection_file()
     manager.pid = pid
     return manager
 
 
-def _become_kernel(connection_file: str, cwd: Path) -> None:  # pragma: no cover - in the fork
-    """Run an ipykernel in this (forked) process until it is stopped, then end the process."""
+def _become_kernel(  # pragma: no cover - in the fork
+    connection_file: str, cwd: Path, worker: int
+) -> None:
+    """Run an ipykernel in this (forked) process until it is stopped, then end the process;
+    or as soon as its `worker` ends."""
     code = 1
     try:
+        die_with_parent(worker)
         os.setsid()
         os.chdir(cwd)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)

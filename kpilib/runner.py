@@ -464,7 +464,9 @@ def run_jobs(
                 # Made here, so that it goes however the worker and its kernel end.
                 sockets = Path(tempfile.mkdtemp(prefix="kpi-kernel-"))
                 process = context.Process(
-                    target=_work, args=(job, sender, pdf, cell_timeout, sockets), daemon=False
+                    target=_work,
+                    args=(job, sender, pdf, cell_timeout, sockets, os.getpid()),
+                    daemon=False,
                 )
                 with kernels.frozen_heap():
                     process.start()
@@ -503,9 +505,13 @@ class _Worker:
     cell: str = "A cell"
 
 
-def _work(job: Job, sender: Connection, pdf: bool, cell_timeout: int, sockets: Path) -> None:
+def _work(
+    job: Job, sender: Connection, pdf: bool, cell_timeout: int, sockets: Path, batch: int
+) -> None:
     """A worker process: produce one report in a kernel forked from it (talking over Unix
-    sockets in the folder `sockets`), telling each step, and send its outcome back."""
+    sockets in the folder `sockets`), telling each step, and send its outcome back; or end as
+    soon as the `batch` process ends."""
+    kernels.die_with_parent(batch)
     kernel = functools.partial(kernels.fork_kernel, job.notebook.parent, sockets)
     outcome = run_job(job, pdf=pdf, cell_timeout=cell_timeout, on_step=sender.send, kernel=kernel)
     sender.send(outcome)
@@ -697,7 +703,8 @@ def batch_lock(out: Path) -> Iterator[None]:
 
     A second batch on the same folder stops at once with a message naming the batch that holds
     it. It is an OS file lock: released when the holder ends, however it ends, and its report
-    workers with it (they share the lock; `run_jobs` stops them when the batch stops).
+    workers with it (they share the lock; `run_jobs` stops them when the batch stops, and the
+    operating system when the batch is killed outright: `kernels.die_with_parent`).
 
     Raises:
         ReportError: Another batch holds the folder.

@@ -5,7 +5,10 @@ from __future__ import annotations
 import html
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -397,6 +400,38 @@ def test_a_batch_stopped_midway_stops_its_workers_and_kernels_too(tmp_path):
     assert before == _children()
     assert [] == list(out_dir.glob(".staging-*"))
     assert not (out_dir / "hang.html").exists()
+
+
+KILLED_BATCH = """
+import sys
+from pathlib import Path
+from kpilib.runner import Job, batch_lock, run_jobs
+
+out, notebook = Path(sys.argv[1]), Path(sys.argv[2])
+with batch_lock(out):
+    run_jobs([Job("hang", "2025-12", notebook, out / "monthly" / "2025-12", {"x": 2}, "Hang")])
+"""
+
+
+def test_a_batch_killed_outright_takes_its_worker_and_kernel_with_it(tmp_path):
+    # kill -9 or the out-of-memory killer: the batch cannot stop its workers itself, and an
+    # orphaned worker would hold the folder's lock and write into it unsupervised.
+    hang = _notebook(tmp_path / "hang.ipynb", "import time\ntime.sleep(600)")
+    out = tmp_path / "reports"
+    batch = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, str(out), str(hang)])
+    family: list[psutil.Process] = []
+    deadline = time.monotonic() + 60
+    while len(family) < 2 and time.monotonic() < deadline:  # its worker and the worker's kernel
+        time.sleep(0.2)
+        family = psutil.Process(batch.pid).children(recursive=True)
+    assert 2 == len(family), "the batch did not start a worker and a kernel within 60 s"
+    batch.kill()
+    batch.wait()
+    gone, alive = psutil.wait_procs(family, timeout=10)
+    assert [] == alive
+    with batch_lock(out):  # free at once
+        pass
+    assert not (out / "monthly" / "2025-12" / "hang.html").exists()
 
 
 def test_an_id_that_reads_as_another_reports_file_cannot_name_a_report(tmp_path):
