@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import pandera.pandas as pa
@@ -109,8 +109,12 @@ def _rule_text(check: str) -> str:
 # A time of day followed by a zone designator: "10:00Z", "10:00:00+03:00", "10:00 -0500".
 _TIME_ZONE = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 DATE_RULE = "cannot be read as a date (YYYY-MM-DD or YYYY-MM-DD HH:MM:SS, no time zone)"
+EARLIEST_DAY = pd.Timestamp.min.ceil("D")
+"""The first whole day a report can hold (1677-09-22; its dates are nanoseconds from 1970)."""
+LATEST_DAY = pd.Timestamp.max.floor("D") - pd.Timedelta(days=1)
+"""The last whole day a report can hold (2262-04-10)."""
 DATE_RANGE_RULE = (
-    f"must be a date from {pd.Timestamp.min.ceil('D'):%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}"
+    f"must be a date from {EARLIEST_DAY:%Y-%m-%d} to {LATEST_DAY:%Y-%m-%d}"
     " (a placeholder such as 9999-12-31 for 'never' is not a date)"
 )
 # Every value `_TIME_ZONE` finds holds a colon with "Z", "+" or "-" after it. Arrow tests that in
@@ -146,10 +150,13 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
     frame, problems = raw, []
     for column in [name for name in date_columns(table) if name in raw]:
         values = raw[column]
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            continue  # the contract's coercion refuses it, naming the column
         parsed = values
-        if not pd.api.types.is_datetime64_dtype(values):
+        if isinstance(values.dtype, pd.DatetimeTZDtype):  # as "+03:00" in text: which day?
+            bad = values.notna()
+            if bad.any():
+                problems.append(_problem(table, column, DATE_RULE, values, bad))
+            parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+        elif not pd.api.types.is_datetime64_dtype(values):
             text = values.astype("str").str.strip().where(values.notna())
             text = text.where(text != "")  # a blank cell is an empty one
             with_zone = zoned(text)
@@ -157,9 +164,10 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
             bad = text.notna() & (with_zone | parsed.isna())
             if bad.any():
                 problems.append(_problem(table, column, DATE_RULE, values, bad))
+        after = LATEST_DAY + pd.Timedelta(days=1)
         earliest, latest = parsed.min(), parsed.max()  # the ends first: cheaper than a mask
-        if pd.notna(earliest) and (earliest < pd.Timestamp.min or latest > pd.Timestamp.max):
-            outside = parsed.notna() & ((parsed < pd.Timestamp.min) | (parsed > pd.Timestamp.max))
+        if pd.notna(earliest) and (earliest < EARLIEST_DAY or latest >= after):
+            outside = parsed.notna() & ((parsed < EARLIEST_DAY) | (parsed >= after))
             problems.append(_problem(table, column, DATE_RANGE_RULE, values, outside))
             parsed = parsed.where(~outside)
         if parsed is not values:
@@ -180,16 +188,29 @@ def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, 
     mapping left out do not shift the numbers; the validated table keeps that index.
     """
     frame, problems = read_dates(table, _numbered(raw))
-    refused = {p.column for p in problems}
     try:
         validated = MODELS[table].validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        # A refused date is missing now; "value is required" would only repeat its problem.
-        found = _problems_from_pandera(table, errors)
-        return None, problems + [
-            p for p in found if not (p.column in refused and p.rule == "value is required")
-        ]
+        return None, problems + _without_refused(_problems_from_pandera(table, errors), problems)
     return (None, problems) if problems else (validated, [])
+
+
+def _without_refused(found: list[Problem], refused: list[Problem]) -> list[Problem]:
+    """The problems found, less "value is required" for the dates `read_dates` refused: those
+    are missing now, and the rule would only repeat their problem. Cells that were empty in
+    the source are still reported."""
+    gone: dict[str, set[int]] = {}
+    for problem in refused:
+        gone.setdefault(problem.column, set()).update(problem.rows)
+    kept = []
+    for problem in found:
+        if problem.rule == "value is required" and problem.column in gone:
+            rows = tuple(row for row in problem.rows if row not in gone[problem.column])
+            if not rows:
+                continue
+            problem = replace(problem, rows=rows, values=("",) * len(rows))  # empty cells
+        kept.append(problem)
+    return kept
 
 
 def _numbered(raw: pd.DataFrame) -> pd.DataFrame:
