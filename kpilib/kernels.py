@@ -203,8 +203,9 @@ def die_with_parent(parent: int) -> None:
     However the parent ends: a batch killed outright (``kill -9``, the out-of-memory killer)
     cannot stop its report workers, nor a worker its kernel, and the orphans would go on
     unsupervised, a worker holding the reports folder's lock and writing into it, a kernel
-    waiting forever. Call it first thing in the forked child. Only Linux can do this; elsewhere
-    it does nothing.
+    waiting forever. Call it first thing in the forked child, forked by the parent's main
+    thread (the signal follows the thread that forked). Only Linux can do this; elsewhere, or
+    where a sandbox refuses the request, the process runs on without it, as it did before.
 
     Args:
         parent: The parent's process id, read before the fork (read after it, it could already
@@ -212,10 +213,11 @@ def die_with_parent(parent: int) -> None:
     """
     if not sys.platform.startswith("linux"):
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # it ended before the request was in place
+    try:
+        refused = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (AttributeError, OSError):  # no prctl in this C library
+        return
+    if not refused and os.getppid() != parent:  # it ended before the request was in place
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -155,6 +155,7 @@ def test_the_default_number_of_reports_at_once_honours_a_containers_cpu_quota(mo
 
     # A 64-core node whose container may use one core's worth of CPU time (Kubernetes limit 1).
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    monkeypatch.setattr(os, "process_cpu_count", lambda: 64, raising=False)  # Python 3.13+
     monkeypatch.setattr(psutil.Process, "cpu_affinity", lambda _self: list(range(64)))
     monkeypatch.setattr(dask.system, "_try_extract_cgroup_cpu_quota", lambda: (100_000, 100_000))
     assert 1 == cli.cores()

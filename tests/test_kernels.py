@@ -15,7 +15,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from kpilib import sources
+from kpilib import kernels, sources
 from kpilib.errors import ReportError
 from kpilib.history import window_shown
 from kpilib.kernels import KERNEL_GC_THRESHOLD, PromptClient, fork_kernel, warm_data
@@ -318,3 +318,17 @@ def test_in_fork_does_the_work_here_when_the_process_ends_without_an_answer() ->
 
     with in_fork(work) as result:
         assert here == result()
+
+
+class _Libc:
+    """A C library whose prctl refuses (a sandbox), or that has none."""
+
+    def __init__(self, has_prctl: bool) -> None:
+        if has_prctl:
+            self.prctl = lambda *_args: -1
+
+
+@pytest.mark.parametrize("has_prctl", [True, False], ids=["refused", "absent"])
+def test_a_process_that_cannot_ask_to_die_with_its_parent_runs_on(monkeypatch, has_prctl):
+    monkeypatch.setattr(kernels.ctypes, "CDLL", lambda *_args, **_kwargs: _Libc(has_prctl))
+    kernels.die_with_parent(os.getppid())  # neither raises nor ends this process

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -413,25 +415,36 @@ with batch_lock(out):
 """
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux ends orphans")
 def test_a_batch_killed_outright_takes_its_worker_and_kernel_with_it(tmp_path):
     # kill -9 or the out-of-memory killer: the batch cannot stop its workers itself, and an
     # orphaned worker would hold the folder's lock and write into it unsupervised.
     hang = _notebook(tmp_path / "hang.ipynb", "import time\ntime.sleep(600)")
     out = tmp_path / "reports"
-    batch = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, str(out), str(hang)])
+    # its kernel's socket folder, which only the killed batch would have removed, goes here
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    batch = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BATCH, str(out), str(hang)], env=environment
+    )
     family: list[psutil.Process] = []
-    deadline = time.monotonic() + 60
-    while len(family) < 2 and time.monotonic() < deadline:  # its worker and the worker's kernel
-        time.sleep(0.2)
-        family = psutil.Process(batch.pid).children(recursive=True)
-    assert 2 == len(family), "the batch did not start a worker and a kernel within 60 s"
-    batch.kill()
-    batch.wait()
-    gone, alive = psutil.wait_procs(family, timeout=10)
-    assert [] == alive
-    with batch_lock(out):  # free at once
-        pass
-    assert not (out / "monthly" / "2025-12" / "hang.html").exists()
+    try:
+        deadline = time.monotonic() + 60
+        while len(family) < 2 and time.monotonic() < deadline:  # a worker and its kernel
+            time.sleep(0.2)
+            family = psutil.Process(batch.pid).children(recursive=True)
+        assert 2 == len(family), "the batch did not start a worker and a kernel within 60 s"
+        batch.kill()
+        batch.wait()
+        _, alive = psutil.wait_procs(family, timeout=10)
+        assert [] == alive
+        with batch_lock(out):  # free at once
+            pass
+        assert not (out / "monthly" / "2025-12" / "hang.html").exists()
+    finally:
+        batch.kill()
+        for process in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
 
 def test_an_id_that_reads_as_another_reports_file_cannot_name_a_report(tmp_path):
