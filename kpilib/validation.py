@@ -187,12 +187,31 @@ def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, 
     Rows are numbered by the table's index (a source's row positions, from 0), so that rows a
     mapping left out do not shift the numbers; the validated table keeps that index.
     """
-    frame, problems = read_dates(table, _numbered(raw))
+    numbered = _numbered(raw)
+    frame, problems = read_dates(table, numbered)
     try:
         validated = MODELS[table].validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        return None, problems + _without_refused(_problems_from_pandera(table, errors), problems)
+        found = _as_given(_problems_from_pandera(table, errors), numbered)
+        return None, problems + _without_refused(found, problems)
     return (None, problems) if problems else (validated, [])
+
+
+def _as_given(problems: list[Problem], numbered: pd.DataFrame) -> list[Problem]:
+    """The problems with each row's value as the source gave it (``'1e400'``, not the ``inf``
+    the contract read it as), so that it can be found in the source."""
+    shown = []
+    for problem in problems:
+        if problem.values and problem.column in numbered:
+            cells = numbered[problem.column].reindex([row - 1 for row in problem.rows])
+            problem = replace(problem, values=tuple(_given(cell) for cell in cells))
+        shown.append(problem)
+    return shown
+
+
+def _given(cell: object) -> str:
+    """A source's cell as a problem shows it: quoted, at most 60 characters; empty if missing."""
+    return "" if pd.api.types.is_scalar(cell) and pd.isna(cell) else repr(str(cell))[:60]
 
 
 def _without_refused(found: list[Problem], refused: list[Problem]) -> list[Problem]:

@@ -199,7 +199,12 @@ def test_infinite_extra_hours_and_lead_costs_are_refused_and_missing_ones_are_no
     [hours] = lines_with(message, "deals.extra_hours")
     assert "- deals.extra_hours: must be a finite number: 1 row(s): row 2 ('inf')" == hours
     [cost] = lines_with(message, "leads.cost")
-    assert "- leads.cost: must be a finite number: 1 row(s): row 2 ('inf')" == cost
+    assert "- leads.cost: must be a finite number: 1 row(s): row 2 ('Infinity')" == cost
+
+
+def test_a_broken_value_is_shown_as_the_source_wrote_it():
+    [line] = lines_with(contract_error(broken("deals", 1, amount="1e400")), "deals.amount")
+    assert line.endswith("row 1 ('1e400')")  # not the inf it reads as
 
 
 def test_dates_read_as_dates_beyond_what_a_report_holds_are_refused_with_their_rows():
@@ -270,7 +275,7 @@ def test_a_problem_shows_its_first_five_rows_and_counts_the_rest():
     assert "- deals.amount: must be at least 0: 6 row(s): " in line
     assert [2, 3, 5, 6, 8] == reported_rows(line)
     assert line.endswith(", and 1 more")
-    assert "row 2 ('-1.0')" in line
+    assert "row 2 ('-1')" in line  # as the source wrote it
 
 
 def test_problems_of_several_tables_are_collected_into_one_error():
