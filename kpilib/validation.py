@@ -192,9 +192,31 @@ def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, 
     try:
         validated = MODELS[table].validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        found = _as_given(_problems_from_pandera(table, errors), numbered)
-        return None, problems + _without_refused(found, problems)
+        found = _problems_from_pandera(table, errors) + _behind_unreadable(table, frame, errors)
+        return None, problems + _without_refused(_as_given(found, numbered), problems)
     return (None, problems) if problems else (validated, [])
+
+
+def _behind_unreadable(
+    table: str, frame: pd.DataFrame, errors: pa.errors.SchemaErrors
+) -> list[Problem]:
+    """The rules of a column that its unreadable cells kept from being checked, checked on the
+    column's other rows.
+
+    A column with a cell that cannot be read as its type (``n/a`` among amounts) cannot be
+    compared at all; without this, a negative amount two rows below the ``n/a`` would only show
+    once the ``n/a`` is mended.
+    """
+    cases = errors.failure_cases
+    unreadable = cases.loc[cases["check"].astype(str).str.startswith("coerce_dtype")]
+    found = []
+    for column, cells in unreadable.groupby("column"):
+        rows = [int(index) for index in cells["index"].dropna()]
+        try:
+            MODELS[table].validate(frame.drop(index=rows), lazy=True)
+        except pa.errors.SchemaErrors as more:
+            found += [p for p in _problems_from_pandera(table, more) if p.column == column]
+    return found
 
 
 def _as_given(problems: list[Problem], numbered: pd.DataFrame) -> list[Problem]:

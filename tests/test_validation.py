@@ -202,6 +202,20 @@ def test_infinite_extra_hours_and_lead_costs_are_refused_and_missing_ones_are_no
     assert "- leads.cost: must be a finite number: 1 row(s): row 2 ('Infinity')" == cost
 
 
+def test_an_unreadable_number_does_not_hide_the_other_rules_of_its_column():
+    # "n/a" cannot be a number; the rows below it are still compared, in the same round
+    tables = small_source()
+    tables["deals"]["amount"] = ["n/a", "inf", "-3"]
+    tables["deals"]["cost_price"] = ["1", "x", "-2"]
+    message = contract_error(tables)
+    assert 5 == problem_count(message)
+    assert [1] == reported_rows(lines_with(message, "deals.amount: cannot be read")[0])
+    assert [2] == reported_rows(lines_with(message, "deals.amount: must be a finite")[0])
+    assert [3] == reported_rows(lines_with(message, "deals.amount: must be at least 0")[0])
+    assert [2] == reported_rows(lines_with(message, "deals.cost_price: cannot be read")[0])
+    assert [3] == reported_rows(lines_with(message, "deals.cost_price: must be at least 0")[0])
+
+
 def test_a_broken_value_is_shown_as_the_source_wrote_it():
     [line] = lines_with(contract_error(broken("deals", 1, amount="1e400")), "deals.amount")
     assert line.endswith("row 1 ('1e400')")  # not the inf it reads as
