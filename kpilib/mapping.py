@@ -7,7 +7,8 @@ deliberately not loaded and why. `mappings/maven_crm.yaml` is the worked example
 
 Cells are kept as they are (identifiers such as ``007`` stay text); only what the mapping asks for
 is changed: dates read with a stated format become dates, numbers written with a decimal comma
-become numbers, empty cells get a stated default. Every row skipped, every cell filled and every
+become numbers, empty cells get a stated default (in every row, or only in the rows that match
+the column's ``default_where``). Every row skipped, every cell filled and every
 duplicate removed is counted in a note. The result goes through `kpilib.validation` as usual.
 
 `load_mapping` reads and checks a mapping file; `read_mapped_folder` reads a folder of exported
@@ -153,12 +154,17 @@ class Lookup(_Model):
     take: Text
 
 
+Condition = Text | None | list[Text | None]
+
+
 class _Translated(_Model):
-    """What a column read from a source may do with its values: map them, fill empty cells."""
+    """What a column read from a source may do with its values: map them, fill empty cells
+    (all of them, or only in the rows where every `default_where` condition holds)."""
 
     values: dict[Text, Text | None] | None = None
     others: Text | None = None
     default: Text | None = None
+    default_where: dict[Text, Condition] | None = Field(None, min_length=1)
 
 
 class ColumnSpec(_Translated):
@@ -209,7 +215,6 @@ Spec = Annotated[
     ),
     BeforeValidator(_short_form),
 ]
-Condition = Text | None | list[Text | None]
 
 
 class SkipRule(_Model):
@@ -319,6 +324,8 @@ def _spec_problems(
         problems.append(f"decimal: {table}.{column} is {kind}, not a number")
     if not isinstance(spec, ConstantSpec) and spec.others is not None and spec.values is None:
         problems.append("others: only applies together with values")
+    if not isinstance(spec, ConstantSpec) and spec.default_where and spec.default is None:
+        problems.append("default_where: only applies together with default")
     given = {"constant": spec.constant} if isinstance(spec, ConstantSpec) else {}
     if not isinstance(spec, ConstantSpec) and spec.default is not None:
         given["default"] = spec.default
@@ -424,6 +431,8 @@ def columns_read(mapping: Mapping) -> dict[str, set[str]]:
         own = read.setdefault(spec.from_, set())
         own.update(column for rule in spec.skip for column in rule.where)
         for column in spec.columns.values():
+            if not isinstance(column, ConstantSpec):
+                own.update(column.default_where or {})
             if isinstance(column, ColumnSpec):
                 own.add(column.column)
             elif isinstance(column, LookupSpec):
@@ -554,7 +563,7 @@ class _TableBuilder:
             decimal = decimal or source.decimal
             values = self._numbers(column, values, decimal, source.thousands, where)
         if spec.default is not None:
-            values = self._filled(column, values, spec.default)
+            values = self._filled(column, values, spec.default, spec.default_where, rows)
         return values
 
     def _looked_up(self, column: str, lookup: Lookup, rows: pd.DataFrame) -> pd.Series:
@@ -666,18 +675,47 @@ class _TableBuilder:
                 )
             )
 
-    def _filled(self, column: str, values: pd.Series, default: str) -> pd.Series:
-        empty = values.isna()
+    def _filled(
+        self,
+        column: str,
+        values: pd.Series,
+        default: str,
+        where: dict[str, Any] | None,
+        rows: pd.DataFrame,
+    ) -> pd.Series:
+        empty, only = values.isna(), ""
+        if where:
+            frm = self.mapping.tables[self.table].from_
+            if any([self._missing(column, frm, c, "default_where: ") for c in where]):
+                return values
+            for source_column, condition in where.items():
+                empty &= _holds(rows[source_column], condition)
+            only = " where " + " and ".join(
+                f"{c} is {_condition_text(condition)}" for c, condition in where.items()
+            )
         if not empty.any():
             return values
         self.notes.append(
-            f"{self.table}.{column}: {int(empty.sum())} empty cell(s) filled with {default!r}."
+            f"{self.table}.{column}: {int(empty.sum())} empty cell(s) filled with {default!r}"
+            f"{only}."
         )
+        if not where:
+            return self._fill_all(values, default)
+        return values.where(~empty, self._fill_all(values, default))
+
+    @staticmethod
+    def _fill_all(values: pd.Series, default: str) -> pd.Series:
         if pd.api.types.is_datetime64_any_dtype(values):
             return values.fillna(pd.Timestamp(default))
         if pd.api.types.is_numeric_dtype(values):
             return values.fillna(float(default))
         return values.astype("str").fillna(default)
+
+
+def _condition_text(condition: Any) -> str:
+    """A condition as a note says it: ``Engaging or Prospecting``, ``empty``."""
+    wanted = condition if isinstance(condition, list) else [condition]
+    return " or ".join("empty" if value is None else repr(value) for value in wanted)
 
 
 def _holds(values: pd.Series, condition: Any) -> pd.Series:

@@ -120,6 +120,38 @@ def test_a_mapped_folder_validates_with_every_row_accounted_for(tmp_path):
     assert f"{tmp_path / 'export'} (mapping small)" == crm.source
 
 
+def test_a_conditional_default_fills_only_the_rows_it_names(tmp_path):
+    # An open deal has no value yet (0); a won deal without one is a gap in the export.
+    pipeline = PIPELINE.replace(
+        "1,ann,Won,2025-03-01,2025-03-05,100", "1,ann,Won,2025-03-01,2025-03-05,"
+    )
+    conditional = MAPPING.replace(
+        "amount: {column: value, default: 0}",
+        "amount: {column: value, default: 0, default_where: {status: [Engaging, Prospecting]}}",
+    )
+    with pytest.raises(DataContractError) as raised:
+        read_mapped_folder(
+            small_export(tmp_path, pipeline=pipeline), mapping_of(tmp_path, conditional)
+        )
+    assert ["- deals.amount: value is required: 1 row(s): row 1"] == problem_lines(
+        str(raised.value)
+    )
+    crm = read_mapped_folder(small_export(tmp_path), mapping_of(tmp_path, conditional))
+    assert [100.0, 0.0, 0.0] == crm.deals["amount"].tolist()
+    assert (
+        "deals.amount: 1 empty cell(s) filled with '0' where status is 'Engaging' or 'Prospecting'."
+    ) in crm.notes
+
+
+def test_a_conditional_default_on_a_column_the_source_lacks_is_a_problem(tmp_path):
+    conditional = MAPPING.replace(
+        "amount: {column: value, default: 0}",
+        "amount: {column: value, default: 0, default_where: {phase: open}}",
+    )
+    with pytest.raises(DataContractError, match="default_where: source 'pipeline'"):
+        read_mapped_folder(small_export(tmp_path), mapping_of(tmp_path, conditional))
+
+
 def test_the_fingerprint_covers_the_files_and_the_mapping(tmp_path):
     export = small_export(tmp_path)
     first = read_mapped_folder(export, mapping_of(tmp_path, MAPPING)).fingerprint
@@ -536,6 +568,7 @@ def test_unknown_tables_columns_and_sources_are_refused_listing_the_valid_ones(t
         ("{constant: 2025-13-01}", "not an ISO date"),
         ("{lookup: {source: nowhere, match: a, on: b, take: c}}", "'nowhere' is not declared"),
         ("{column: x, others: open}", "others: only applies together with values"),
+        ("{column: x, default_where: {a: b}}", "default_where: only applies together with default"),
     ],
 )
 def test_a_column_spec_that_cannot_work_is_refused(tmp_path, spec, expected):
@@ -719,7 +752,8 @@ def test_the_maven_mapping_says_what_it_left_out_and_filled(maven):
     assert maven.notes[:3] == (
         "departments: 32 duplicate row(s) removed (distinct).",
         "deals: 500 row(s) skipped: prospecting deals without an engage date",
-        "deals.amount: 1589 empty cell(s) filled with '0'.",
+        "deals.amount: 1589 empty cell(s) filled with '0' where deal_stage is 'Engaging' or "
+        "'Prospecting'.",
     )
     assert maven.source.endswith("maven_crm (mapping maven_crm)")
 
