@@ -281,34 +281,58 @@ def _contract_problems(mapping: Mapping) -> list[str]:
         for name, spec in mapping.sources.items()
         if spec.thousands == spec.decimal
     ]
-    declared = ", ".join(mapping.sources)
-    missing = [table for table in REQUIRED_TABLES if table not in mapping.tables]
+    problems += _name_problems(mapping.model_dump(by_alias=True, exclude_none=True))
+    for table, spec in mapping.tables.items():
+        if table not in MODELS:
+            continue
+        valid = contract_columns(table)
+        for column, column_spec in spec.columns.items():
+            if column in valid:
+                at = f"tables.{table}.columns.{column}"
+                problems += [f"{at}.{p}" for p in _spec_problems(table, column, column_spec)]
+    return problems
+
+
+def _name_problems(written: Any) -> list[str]:
+    """Table, column and source names the contract or the mapping does not know.
+
+    Read from the mapping as written (a dictionary, whatever else in it is invalid), so that a
+    file with a wrong key and a wrong name is told both at once.
+    """
+    if not isinstance(written, dict) or not isinstance(written.get("tables"), dict):
+        return []
+    tables: dict[Any, Any] = written["tables"]
+    sources = written.get("sources")
+    names = [str(name) for name in sources] if isinstance(sources, dict) else []
+    declared = ", ".join(names)
+    problems = []
+    missing = [table for table in REQUIRED_TABLES if table not in tables]
     if missing:
         problems.append(f"tables: the required table(s) {', '.join(missing)} are not mapped")
-    for table, spec in mapping.tables.items():
+    for table, spec in tables.items():
         where = f"tables.{table}"
         if table not in MODELS:
             problems.append(f"{where}: not a contract table; they are: {', '.join(MODELS)}")
             continue
-        if spec.from_ not in mapping.sources:
-            problems.append(
-                f"{where}.from: source {spec.from_!r} is not declared; sources: {declared}"
-            )
+        if not isinstance(spec, dict):
+            continue
+        source = spec.get("from")
+        if isinstance(source, str) and source not in names:
+            problems.append(f"{where}.from: source {source!r} is not declared; sources: {declared}")
+        columns = spec.get("columns")
         valid = contract_columns(table)
-        for column, column_spec in spec.columns.items():
+        for column, column_spec in columns.items() if isinstance(columns, dict) else ():
             at = f"{where}.columns.{column}"
             if column not in valid:
                 problems.append(
                     f"{at}: {table} has no column {column!r}; its columns: {', '.join(valid)}"
                 )
                 continue
-            problems += [f"{at}.{p}" for p in _spec_problems(table, column, column_spec)]
-            if isinstance(column_spec, LookupSpec) and column_spec.lookup.source not in (
-                mapping.sources
-            ):
+            lookup = column_spec.get("lookup") if isinstance(column_spec, dict) else None
+            source = lookup.get("source") if isinstance(lookup, dict) else None
+            if isinstance(source, str) and source not in names:
                 problems.append(
-                    f"{at}.lookup.source: source {column_spec.lookup.source!r} is not declared; "
-                    f"sources: {declared}"
+                    f"{at}.lookup.source: source {source!r} is not declared; sources: {declared}"
                 )
     return problems
 
@@ -353,10 +377,13 @@ def load_mapping(path: Path | str) -> Mapping:
             columns that do not exist, sources used but not declared, invalid settings.
     """
     path = Path(path)
+    written = read_yaml(path)
     try:
-        return Mapping.model_validate(read_yaml(path))
+        return Mapping.model_validate(written)
     except ValidationError as exc:
         lines = [line for error in exc.errors() for line in _error_lines(error)]
+        # Names are checked once the whole file parses; tell them now too, not in a second round.
+        lines += [f"- {p}" for p in _name_problems(written) if f"- {p}" not in lines]
         raise ParamsError(
             f"Mapping {path} is invalid ({len(lines)} problem(s)):\n" + "\n".join(lines)
         ) from None

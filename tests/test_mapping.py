@@ -560,6 +560,23 @@ def test_unknown_tables_columns_and_sources_are_refused_listing_the_valid_ones(t
     )
 
 
+def test_a_wrong_key_and_a_wrong_name_are_told_at_once(tmp_path):
+    text = (
+        MAPPING.replace("distinct: true", "distinct: maybe")
+        .replace("from: pipeline", "from: pipe")
+        .replace("stage: {column", "stagee: {column")
+    )
+    with pytest.raises(ParamsError) as raised:
+        mapping_of(tmp_path, text)
+    lines = problem_lines(str(raised.value))
+    assert any(line.startswith("- tables.departments.distinct:") for line in lines)
+    assert "- tables.deals.from: source 'pipe' is not declared; sources: teams, pipeline" in lines
+    assert any(
+        line.startswith("- tables.deals.columns.stagee: deals has no column") for line in lines
+    )
+    assert 3 == len(lines)
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
