@@ -303,26 +303,31 @@ def _name_problems(written: Any) -> list[str]:
         return []
     tables: dict[Any, Any] = written["tables"]
     sources = written.get("sources")
-    names = [str(name) for name in sources] if isinstance(sources, dict) else []
-    declared = ", ".join(names)
+    # Without a dictionary of sources (its own problem) no source can be said to be undeclared.
+    names = [str(name) for name in sources] if isinstance(sources, dict) else None
+    declared = ", ".join(names or [])
     problems = []
     missing = [table for table in REQUIRED_TABLES if table not in tables]
     if missing:
         problems.append(f"tables: the required table(s) {', '.join(missing)} are not mapped")
     for table, spec in tables.items():
         where = f"tables.{table}"
+        if not isinstance(table, str):  # the model's own check names it
+            continue
         if table not in MODELS:
             problems.append(f"{where}: not a contract table; they are: {', '.join(MODELS)}")
             continue
         if not isinstance(spec, dict):
             continue
         source = spec.get("from")
-        if isinstance(source, str) and source not in names:
+        if names is not None and isinstance(source, str) and source not in names:
             problems.append(f"{where}.from: source {source!r} is not declared; sources: {declared}")
         columns = spec.get("columns")
         valid = contract_columns(table)
         for column, column_spec in columns.items() if isinstance(columns, dict) else ():
             at = f"{where}.columns.{column}"
+            if not isinstance(column, str):
+                continue
             if column not in valid:
                 problems.append(
                     f"{at}: {table} has no column {column!r}; its columns: {', '.join(valid)}"
@@ -330,7 +335,7 @@ def _name_problems(written: Any) -> list[str]:
                 continue
             lookup = column_spec.get("lookup") if isinstance(column_spec, dict) else None
             source = lookup.get("source") if isinstance(lookup, dict) else None
-            if isinstance(source, str) and source not in names:
+            if names is not None and isinstance(source, str) and source not in names:
                 problems.append(
                     f"{at}.lookup.source: source {source!r} is not declared; sources: {declared}"
                 )
@@ -726,17 +731,18 @@ class _TableBuilder:
             f"{self.table}.{column}: {int(empty.sum())} empty cell(s) filled with {default!r}"
             f"{only}."
         )
-        if not where:
-            return self._fill_all(values, default)
-        return values.where(~empty, self._fill_all(values, default))
+        filled = _fill_all(values, default, _column_kind(self.table, column))
+        return filled if not where else values.where(~empty, filled)
 
-    @staticmethod
-    def _fill_all(values: pd.Series, default: str) -> pd.Series:
-        if pd.api.types.is_datetime64_any_dtype(values):
-            return values.fillna(pd.Timestamp(default))
-        if pd.api.types.is_numeric_dtype(values):
-            return values.fillna(float(default))
-        return values.astype("str").fillna(default)
+
+def _fill_all(values: pd.Series, default: str, kind: Kind) -> pd.Series:
+    """Every empty cell filled with the default, read as the contract column reads it (a text
+    column read from a numeric source takes the default as text)."""
+    if kind == "date" and pd.api.types.is_datetime64_any_dtype(values):
+        return values.fillna(pd.Timestamp(default))
+    if kind == "number" and pd.api.types.is_numeric_dtype(values):
+        return values.fillna(float(default))
+    return values.astype("object").where(values.notna(), default)
 
 
 def _condition_text(condition: Any) -> str:

@@ -205,17 +205,21 @@ def _behind_unreadable(
 
     A column with a cell that cannot be read as its type (``n/a`` among amounts) cannot be
     compared at all; without this, a negative amount two rows below the ``n/a`` would only show
-    once the ``n/a`` is mended.
+    once the ``n/a`` is mended. Only that column is checked again, so a large table is not
+    copied and validated once more per such column.
     """
     cases = errors.failure_cases
     unreadable = cases.loc[cases["check"].astype(str).str.startswith("coerce_dtype")]
+    columns = MODELS[table].to_schema().columns
     found = []
     for column, cells in unreadable.groupby("column"):
-        rows = [int(index) for index in cells["index"].dropna()]
+        if cells["index"].isna().any():  # the column as a whole cannot be read: nothing left
+            continue
+        rest = frame[[column]].drop(index=[int(index) for index in cells["index"]])
         try:
-            MODELS[table].validate(frame.drop(index=rows), lazy=True)
+            pa.DataFrameSchema({column: columns[column]}, coerce=True).validate(rest, lazy=True)
         except pa.errors.SchemaErrors as more:
-            found += [p for p in _problems_from_pandera(table, more) if p.column == column]
+            found += _problems_from_pandera(table, more)
     return found
 
 

@@ -577,6 +577,15 @@ def test_a_wrong_key_and_a_wrong_name_are_told_at_once(tmp_path):
     assert 3 == len(lines)
 
 
+def test_sources_that_are_not_a_dictionary_are_one_problem_not_one_per_table(tmp_path):
+    text = MAPPING.replace(
+        "  teams: {file: teams.csv}\n  pipeline: {file: pipeline.csv}", "  - teams\n  - pipeline"
+    )
+    with pytest.raises(ParamsError) as raised:
+        mapping_of(tmp_path, text)
+    assert ["- sources: Input should be a valid dictionary"] == problem_lines(str(raised.value))
+
+
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -786,6 +795,23 @@ def test_read_mapped_validates_sources_from_any_fetch(tmp_path):
     sources["pipeline"].loc[0, "agent"] = "zed"
     with pytest.raises(DataContractError, match=r"- deals.manager_id: must refer to an existing"):
         read_mapped(mapping_of(tmp_path, MAPPING), fetcher(sources), source="memory")
+
+
+def test_a_text_default_fills_a_text_column_read_from_a_numeric_source(tmp_path):
+    # Parquet or a database gives account numbers as numbers; the default is text
+    sources = frames(
+        teams="agent,office\nann,North\n",
+        pipeline="id,agent,status,opened,closed,value\n1,ann,Won,2025-03-01,2025-03-02,5\n"
+        "2,ann,Engaging,2025-03-01,,\n",
+    )
+    sources["pipeline"]["account"] = [7.0, float("nan")]
+    text = MAPPING.replace(
+        "amount: {column: value, default: 0}",
+        "amount: {column: value, default: 0}\n"
+        "      client_id: {column: account, default: none, default_where: {status: Engaging}}",
+    )
+    crm = read_mapped(mapping_of(tmp_path, text), fetcher(sources), source="memory")
+    assert ["7.0", "none"] == crm.deals["client_id"].tolist()
 
 
 def test_values_the_value_map_empties_are_counted(tmp_path):

@@ -216,6 +216,17 @@ def test_an_unreadable_number_does_not_hide_the_other_rules_of_its_column():
     assert [3] == reported_rows(lines_with(message, "deals.cost_price: must be at least 0")[0])
 
 
+def test_a_column_that_cannot_be_read_at_all_is_one_problem(tmp_path):
+    # Parquet can hold a list in every cell: no row can be read, none is checked further
+    tables = small_source()
+    tables["deals"]["amount"] = [[1.0], [2.0], [-3.0]]
+    tables["deals"].to_parquet(tmp_path / "deals.parquet")
+    tables["deals"] = pd.read_parquet(tmp_path / "deals.parquet")
+    message = contract_error(tables)
+    assert ["- deals.amount: cannot be read as a number"] == lines_with(message, "deals.amount")
+    assert 1 == problem_count(message)
+
+
 def test_a_broken_value_is_shown_as_the_source_wrote_it():
     [line] = lines_with(contract_error(broken("deals", 1, amount="1e400")), "deals.amount")
     assert line.endswith("row 1 ('1e400')")  # not the inf it reads as
