@@ -746,7 +746,7 @@ def _fill_all(values: pd.Series, default: str, kind: Kind) -> pd.Series:
 
 
 def _condition_text(condition: Any) -> str:
-    """A condition as a note says it: ``Engaging or Prospecting``, ``empty``."""
+    """A condition as a note says it: ``'Engaging' or 'Prospecting'``, ``empty``."""
     wanted = condition if isinstance(condition, list) else [condition]
     return " or ".join("empty" if value is None else repr(value) for value in wanted)
 
