@@ -76,7 +76,7 @@ def _problems_from_pandera(table: str, errors: pa.errors.SchemaErrors) -> list[P
     problems = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         rows = tuple(int(i) + 1 for i in group["index"].dropna())
-        values = tuple("" if pd.isna(v) else repr(str(v))[:60] for v in group["failure_case"])
+        values = tuple(_given(v) for v in group["failure_case"])
         problems.append(Problem(table, column, _rule_text(check), rows, values if rows else ()))
     return problems
 
@@ -178,7 +178,7 @@ def read_dates(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Proble
 def _problem(table: str, column: str, rule: str, values: pd.Series, bad: pd.Series) -> Problem:
     """The problem of the ``bad`` rows of a column, with their values as given."""
     rows = tuple(int(i) + 1 for i in values.index[bad])
-    return Problem(table, column, rule, rows, tuple(repr(str(v))[:60] for v in values[bad]))
+    return Problem(table, column, rule, rows, tuple(_given(v) for v in values[bad]))
 
 
 def validate_table(table: str, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, list[Problem]]:
@@ -273,10 +273,8 @@ def _foreign_key_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
         values = tables[table][column]
         bad = values.notna() & ~_is_in(values, tables[ref_table][ref_column])
         if bad.any():
-            rows = tuple(int(i) + 1 for i in values.index[bad])
-            shown = tuple(repr(str(v))[:60] for v in values[bad])
             rule = f"must refer to an existing {ref_table}.{ref_column}"
-            problems.append(Problem(table, column, rule, rows, shown))
+            problems.append(_problem(table, column, rule, values, bad))
     return problems
 
 
@@ -323,10 +321,8 @@ def _plan_metric_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
     problems = []
     unknown = plans["metric"].notna() & ~plans["metric"].isin(list(METRICS))
     if unknown.any():
-        rows = tuple(int(i) + 1 for i in plans.index[unknown])
-        shown = tuple(repr(str(v))[:60] for v in plans.loc[unknown, "metric"])
         rule = f"must be one of the kit's metrics ({', '.join(METRICS)})"
-        problems.append(Problem("plans", "metric", rule, rows, shown))
+        problems.append(_problem("plans", "metric", rule, plans["metric"], unknown))
     # Two plans for the same owner, month and metric leave the target ambiguous.
     key = [c for c in ("period", "metric", "department_id", "manager_id") if c in plans]
     repeated = plans.duplicated(key, keep=False)
